@@ -1,0 +1,142 @@
+"""Bearer tokens: a static token, or OAuth client credentials cached until shortly before expiry.
+
+Adobe IMS and MyPreferences both use the client-credentials grant, so one class serves both.
+The token request itself is done by whichever client (sync or async) asks for it; this module only
+decides *when* a token is needed and how to read the answer, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from airflow_provider_prefs._compat import mask_secret
+from airflow_provider_prefs.errors import ConfigurationError
+
+#: Renew a cached token this many seconds before the server says it expires.
+EXPIRY_SKEW_SECONDS = 60.0
+
+
+class ClientCredentials(BaseModel):
+    """What an OAuth client-credentials token request needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token_url: str
+    client_id: str
+    client_secret: SecretStr
+    scope: str | None = None
+
+    def form(self) -> dict[str, str]:
+        """The form body of the token request."""
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.get_secret_value(),
+        }
+        if self.scope:
+            form["scope"] = self.scope
+        return form
+
+
+class AccessToken(BaseModel):
+    """A bearer token and the monotonic time after which it must not be used."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: SecretStr
+    renew_at: float
+
+    def is_fresh(self) -> bool:
+        """True while the token can still be sent."""
+        return time.monotonic() < self.renew_at
+
+
+def parse_token_answer(data: Any) -> AccessToken:
+    """Read ``{"access_token", "token_type", "expires_in"}`` into an :class:`AccessToken`."""
+    if not isinstance(data, dict) or not data.get("access_token"):
+        raise ConfigurationError("token endpoint answered without an access_token")
+    token = str(data["access_token"])
+    mask_secret(token)
+    expires_in = float(data.get("expires_in") or 3600)
+    # Short-lived tokens (sandbox tests) still get a useful share of their life.
+    skew = min(EXPIRY_SKEW_SECONDS, expires_in / 4)
+    return AccessToken(value=SecretStr(token), renew_at=time.monotonic() + expires_in - skew)
+
+
+FetchToken = Callable[[ClientCredentials], Any]
+AsyncFetchToken = Callable[[ClientCredentials], Awaitable[Any]]
+
+
+class TokenProvider:
+    """Produces the ``Authorization`` header value; subclasses decide where the token comes from."""
+
+    #: Whether a 401 can be cured by fetching a new token.
+    refreshable = False
+
+    def authorization(self, fetch: FetchToken) -> str:
+        """The header value, fetching a token with ``fetch`` when needed."""
+        raise NotImplementedError
+
+    async def aauthorization(self, fetch: AsyncFetchToken) -> str:
+        """Async twin of :meth:`authorization`."""
+        raise NotImplementedError
+
+    def invalidate(self) -> None:
+        """Forget the cached token (after a 401)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(***)"
+
+
+class StaticToken(TokenProvider):
+    """A bearer token stored in the connection."""
+
+    def __init__(self, token: str) -> None:
+        mask_secret(token)
+        self._header = f"Bearer {token}"
+
+    def authorization(self, fetch: FetchToken) -> str:
+        """The stored token; nothing to fetch."""
+        return self._header
+
+    async def aauthorization(self, fetch: AsyncFetchToken) -> str:
+        """The stored token; nothing to fetch."""
+        return self._header
+
+
+class ClientCredentialsToken(TokenProvider):
+    """OAuth client credentials, one cached token shared by all threads of a hook."""
+
+    refreshable = True
+
+    def __init__(self, credentials: ClientCredentials) -> None:
+        mask_secret(credentials.client_secret.get_secret_value())
+        self.credentials = credentials
+        self._token: AccessToken | None = None
+        self._lock = threading.Lock()
+
+    def authorization(self, fetch: FetchToken) -> str:
+        """A fresh token, fetched at most once at a time however many threads ask."""
+        token = self._token
+        if token is None or not token.is_fresh():
+            with self._lock:
+                token = self._token
+                if token is None or not token.is_fresh():
+                    token = self._token = parse_token_answer(fetch(self.credentials))
+        return f"Bearer {token.value.get_secret_value()}"
+
+    async def aauthorization(self, fetch: AsyncFetchToken) -> str:
+        """A fresh token; the event loop is single-threaded, so no lock is needed."""
+        token = self._token
+        if token is None or not token.is_fresh():
+            token = self._token = parse_token_answer(await fetch(self.credentials))
+        return f"Bearer {token.value.get_secret_value()}"
+
+    def invalidate(self) -> None:
+        """Drop the cached token so the next call fetches a new one."""
+        self._token = None

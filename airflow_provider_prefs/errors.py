@@ -1,0 +1,191 @@
+"""Exception hierarchy shared by both services.
+
+Every error carries one readable message that says what was wrong and where; none of them ever
+holds a credential (URLs here carry ids, never tokens, and user info is stripped).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+#: How much of an unparseable answer body is quoted in an error message.
+BODY_EXCERPT_CHARS = 300
+
+
+class PrefsError(Exception):
+    """Base class of every error raised by airflow-provider-prefs."""
+
+    #: False when retrying the task cannot help (bad input, bad configuration, 4xx).
+    retryable: bool = False
+
+
+class ConfigurationError(PrefsError):
+    """The Airflow connection or operator arguments are missing or invalid."""
+
+
+class InvalidInputError(PrefsError):
+    """An argument (id, patch, desired state) is unusable; nothing was sent."""
+
+
+class PatchValidationError(InvalidInputError):
+    """A JSON Patch was rejected locally, before anything was sent."""
+
+    def __init__(self, message: str, *, op_index: int | None = None) -> None:
+        super().__init__(message)
+        self.op_index = op_index
+
+
+class ApiConnectionError(PrefsError):
+    """The service could not be reached (refused, DNS, TLS, timeout)."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, request_sent: bool) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
+class OutcomeUnknownError(PrefsError):
+    """A patch may or may not have been applied, and re-reading the resource could not tell."""
+
+
+class UnexpectedAnswerError(PrefsError):
+    """The service answered successfully, but with something this provider does not understand."""
+
+
+class ResponseTooLargeError(PrefsError):
+    """The service answered with a body larger than the configured limit."""
+
+
+class ApiError(PrefsError):
+    """The service answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        method: str,
+        url: str,
+        vendor_message: str,
+        action: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = redact_url(url)
+        self.vendor_message = vendor_message
+        self.action = action or f"{method} {self.url}"
+        self.retry_after = retry_after
+        hint = STATUS_HINTS.get(status, "")
+        super().__init__(
+            f"{self.action} failed: HTTP {status} from {method} {self.url}: {vendor_message}"
+            + (f" ({hint})" if hint else "")
+        )
+
+
+class BadRequestError(ApiError):
+    """HTTP 400: the service rejected the request as invalid."""
+
+
+class AuthenticationError(ApiError):
+    """HTTP 401: credentials missing, wrong or expired."""
+
+
+class PermissionDeniedError(ApiError):
+    """HTTP 403: the credentials are valid but not allowed to do this."""
+
+
+class NotFoundError(ApiError):
+    """HTTP 404: no such resource (or, for MyPreferences, no such client id)."""
+
+
+class ConflictError(ApiError):
+    """HTTP 409, or a failed ``test`` guard: the resource is not in the state the patch expects."""
+
+
+class RateLimitedError(ApiError):
+    """HTTP 429 after the retry budget was spent."""
+
+    retryable = True
+
+
+class ServerError(ApiError):
+    """HTTP 5xx after the retry budget was spent."""
+
+    retryable = True
+
+
+STATUS_HINTS: dict[int, str] = {
+    401: "check the connection's client id, secret or token",
+    403: "the credentials lack permission for this org, sandbox or client id",
+    404: "check the id and the connection's base URL / client id",
+    409: "the resource changed; re-read it and retry",
+    429: "rate limited; retries were exhausted",
+}
+
+_ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitedError,
+}
+
+
+def api_error_class(status: int) -> type[ApiError]:
+    """Pick the most specific :class:`ApiError` subclass for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return _ERRORS_BY_STATUS.get(status, ApiError)
+
+
+def redact_url(url: str) -> str:
+    """Drop user info (``user:pass@``) from a URL so it can be shown."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def vendor_message(body: bytes | str, content_type: str = "") -> str:
+    """One readable line from any error body.
+
+    Adobe answers ``{"error_code", "message"}`` or RFC 7807 ``{"type", "status", "title",
+    "detail"}``; MyPreferences' format is undocumented, so any JSON or text is accepted.
+    """
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = text.strip()
+    if not text:
+        return "(empty body)"
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        return _excerpt(" ".join(text.split()))
+    return _message_from_json(data)
+
+
+def _message_from_json(data: Any) -> str:
+    if isinstance(data, list) and data:
+        return "; ".join(_message_from_json(item) for item in data[:5])
+    if not isinstance(data, dict):
+        return _excerpt(json.dumps(data))
+    if "error_code" in data or ("message" in data and "title" not in data):
+        code = data.get("error_code")
+        message = data.get("message") or data.get("Message") or ""
+        return f"{message} [error_code {code}]" if code else str(message)
+    if "title" in data or "detail" in data:
+        title, detail = data.get("title"), data.get("detail")
+        return ": ".join(str(p) for p in (title, detail) if p) or _excerpt(json.dumps(data))
+    for key in ("Message", "message", "error_description", "error", "Error", "errors"):
+        if data.get(key):
+            value = data[key]
+            return value if isinstance(value, str) else _excerpt(json.dumps(value))
+    return _excerpt(json.dumps(data))
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= BODY_EXCERPT_CHARS else text[:BODY_EXCERPT_CHARS] + "..."

@@ -1,0 +1,1 @@
+"""Hooks: the only place that holds credentials and does I/O."""

@@ -1,0 +1,157 @@
+"""Hook for Adobe Journey Optimizer Offer Library fallback offers (Adobe IMS OAuth server-to-server)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToken, TokenProvider
+from airflow_provider_prefs.exactly_once import PatchResult
+from airflow_provider_prefs.hooks.base import (
+    PrefsApiHook,
+    base_url_of,
+    parse_model,
+    require_id,
+)
+from airflow_provider_prefs.http_client import ApiRequest
+from airflow_provider_prefs.patching import OFFER_RULES, Patch, validate_patch
+from airflow_provider_prefs.provider_info import (
+    ADOBE_CONN_TYPE,
+    DEFAULT_IMS_TOKEN_URL,
+    DEFAULT_PLATFORM_URL,
+    DEFAULT_SCOPES,
+)
+
+FALLBACK = {"offer-type": "fallback"}
+
+
+class OfferLibrarySettings(BaseModel):
+    """Everything the Offer Library hook reads from its Airflow connection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base_url: str
+    client_id: str = Field(min_length=1, description="Adobe credential client id, also the x-api-key")
+    client_secret: SecretStr
+    ims_org_id: str = Field(min_length=1)
+    sandbox_name: str = Field(min_length=1)
+    scopes: str = DEFAULT_SCOPES
+    ims_token_url: str = DEFAULT_IMS_TOKEN_URL
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_present(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("the client secret (password field) is empty")
+        return value
+
+
+class OfferLibraryHook(PrefsApiHook):
+    """Reads and patches Adobe Journey Optimizer fallback offers.
+
+    Authenticates with an Adobe IMS client-credentials token (cached until shortly before it
+    expires, refreshed once on a 401) and sends the four headers Adobe requires on every call:
+    ``Authorization``, ``x-api-key``, ``x-gw-ims-org-id`` and ``x-sandbox-name``.
+
+    :param conn_id: connection of type ``adobe_offer_library``.
+    """
+
+    conn_type = ADOBE_CONN_TYPE
+    default_conn_name = "adobe_offer_library_default"
+    hook_name = "Adobe Journey Optimizer Offer Library"
+    patch_rules = OFFER_RULES
+    version_key = "etag"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Form behaviour for Airflow versions that read it from the hook."""
+        from airflow_provider_prefs.provider_info import ui_field_behaviour
+
+        return ui_field_behaviour(cls.conn_type)
+
+    @cached_property
+    def settings(self) -> OfferLibrarySettings:
+        """The parsed connection."""
+        conn = self.connection
+        extras = conn.extra_dejson
+        data = {
+            "base_url": base_url_of(conn.host, conn.port, DEFAULT_PLATFORM_URL),
+            "client_id": conn.login or "",
+            "client_secret": conn.password or "",
+            "ims_org_id": extras.get("ims_org_id") or "",
+            "sandbox_name": extras.get("sandbox_name") or "",
+            "scopes": extras.get("scopes") or DEFAULT_SCOPES,
+            "ims_token_url": extras.get("ims_token_url") or DEFAULT_IMS_TOKEN_URL,
+        }
+        return parse_model(OfferLibrarySettings, data, f"connection {self.conn_id!r} ({self.conn_type})")
+
+    def base_headers(self) -> dict[str, str]:
+        """The Adobe headers besides ``Authorization``, on every call."""
+        settings = self.settings
+        return {
+            **super().base_headers(),
+            "x-api-key": settings.client_id,
+            "x-gw-ims-org-id": settings.ims_org_id,
+            "x-sandbox-name": settings.sandbox_name,
+        }
+
+    def token_provider(self) -> TokenProvider:
+        """An IMS client-credentials token, cached until shortly before expiry."""
+        settings = self.settings
+        return ClientCredentialsToken(
+            ClientCredentials(
+                token_url=settings.ims_token_url,
+                client_id=settings.client_id,
+                client_secret=settings.client_secret,
+                scope=settings.scopes,
+            )
+        )
+
+    def offer_url(self, offer_id: str) -> str:
+        """URL of one offer; the id is percent-encoded entirely (``/``, ``?``, ``#`` included)."""
+        return f"{self.settings.base_url}/offers/{quote(require_id(offer_id, 'offer_id'), safe='')}"
+
+    def get_offer(self, offer_id: str) -> dict[str, Any]:
+        """The full fallback offer document."""
+        return dict(
+            self.send(ApiRequest("GET", self.offer_url(offer_id), action=f"GET offer {offer_id!r}", params=FALLBACK))
+        )
+
+    def patch_offer(self, offer_id: str, patch: Patch | str, *, base: dict[str, Any] | None = None) -> PatchResult:
+        """Validate and send a JSON Patch to a fallback offer, applied exactly once.
+
+        :param base: the offer as read before planning the patch, if the caller has it; lets a lost
+            answer be resolved by comparing ``etag`` (otherwise it is re-read when needed).
+        :return: the PATCH answer (offer metadata), or the re-read offer if the answer was lost.
+        """
+        ops = validate_patch(patch, self.patch_rules)
+        request = ApiRequest(
+            "PATCH",
+            self.offer_url(offer_id),
+            action=f"PATCH offer {offer_id!r}",
+            params=FALLBACK,
+            json_body=ops,
+            resends_safely=False,
+        )
+        return self.send_patch(request, ops, read=lambda: self.get_offer(offer_id), base=base)
+
+    def list_offers(self, *, limit: int = 10, name: str | None = None) -> dict[str, Any]:
+        """One page of fallback offers (``results``, ``count``, ``total``, ``_links``)."""
+        params = {**FALLBACK, "limit": str(limit)}
+        if name:
+            params["property"] = f"name=={name}"
+        return dict(
+            self.send(ApiRequest("GET", f"{self.settings.base_url}/offers", action="list offers", params=params))
+        )
+
+    def probe(self) -> str:
+        """Fetch a token and list one offer: proves credentials, org, sandbox and URL."""
+        page = self.list_offers(limit=1)
+        settings = self.settings
+        return (
+            f"Connected to {settings.base_url} as {settings.client_id!r} (org {settings.ims_org_id}, "
+            f"sandbox {settings.sandbox_name}); {page.get('total', page.get('count', '?'))} fallback offer(s)"
+        )

@@ -1,0 +1,459 @@
+"""The HTTP layer under both hooks: one session, timeouts, bounded retries, readable errors.
+
+The retry rules live in :func:`decide`, which sees only what happened to one attempt and says what
+to do next. The sync client (``requests``, used by hooks on workers) and the async client
+(``httpx``, used by triggers) only do the I/O around it, so both follow exactly the same rules:
+
+* connect failures and 429 are retried for every request (nothing reached the service);
+* 5xx, resets and read timeouts are retried only for requests that can be resent safely; for a
+  patch they raise :class:`OutcomeUnknownError`, and the hook re-reads the resource to decide;
+* a 401 with a refreshable token fetches a new token once and resends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow_provider_prefs.auth import ClientCredentials, TokenProvider
+from airflow_provider_prefs.errors import (
+    ApiConnectionError,
+    ApiError,
+    OutcomeUnknownError,
+    PrefsError,
+    ResponseTooLargeError,
+    api_error_class,
+    redact_url,
+    vendor_message,
+)
+from airflow_provider_prefs.retry import BackoffGate, RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    import httpx
+    import requests
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "airflow-provider-prefs"
+RESENDABLE_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One logical call; ``action`` names it in logs and errors (e.g. ``PATCH offer 'x'``)."""
+
+    method: str
+    url: str
+    action: str
+    params: Mapping[str, str] | None = None
+    json_body: Any = None
+    form: Mapping[str, str] | None = None
+    #: False for a patch that must not be applied twice: no blind resend after it may have landed.
+    resends_safely: bool = True
+    authenticated: bool = True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt produced: an HTTP answer, or a transport failure."""
+
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    failure: str | None = None
+    request_sent: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do after an attempt."""
+
+    kind: Literal["return", "retry", "refresh", "raise"]
+    delay: float = 0.0
+    error: Exception | None = None
+    pause_everyone: bool = False
+
+
+class Attempts:
+    """Counts tries of one request against the policy's attempt and time budgets."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.count = 0
+        self.waited = 0.0
+
+    def next_delay(self, retry_after: float | None) -> float | None:
+        """Seconds to wait before the next try, or None when the budget is spent."""
+        policy = self.policy
+        if self.count >= policy.max_attempts:
+            return None
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            return None
+        delay = policy.delay(self.count, retry_after)
+        if self.waited + delay > policy.max_total_seconds:
+            return None
+        self.waited += delay
+        return delay
+
+
+def decide(request: ApiRequest, outcome: Outcome, attempts: Attempts, *, can_refresh: bool) -> Decision:
+    """The retry rules for both clients (see the module docstring)."""
+    action = request.action
+    if outcome.failure is not None:
+        if not outcome.request_sent or request.resends_safely:
+            delay = attempts.next_delay(None)
+            if delay is not None:
+                return Decision("retry", delay)
+            return Decision(
+                "raise",
+                error=ApiConnectionError(
+                    f"{action} failed: {outcome.failure} (gave up after {attempts.count} attempt(s))",
+                    request_sent=outcome.request_sent,
+                ),
+            )
+        return Decision(
+            "raise",
+            error=OutcomeUnknownError(
+                f"{action}: {outcome.failure} after the request was sent; it may have been applied"
+            ),
+        )
+
+    status = outcome.status or 0
+    if status < 400:
+        return Decision("return")
+    if status == 401 and can_refresh:
+        return Decision("refresh")
+    retry_after = parse_retry_after(_header(outcome.headers, "Retry-After"))
+    error = api_error_class(status)(
+        status=status,
+        method=request.method,
+        url=_shown_url(request),
+        vendor_message=vendor_message(outcome.body, _header(outcome.headers, "Content-Type") or ""),
+        action=action,
+        retry_after=retry_after,
+    )
+    if status == 429 or (status in RESENDABLE_STATUSES and request.resends_safely):
+        delay = attempts.next_delay(retry_after)
+        if delay is not None:
+            return Decision("retry", delay, pause_everyone=status == 429)
+        return Decision("raise", error=error)
+    if status >= 500 and not request.resends_safely:
+        return Decision(
+            "raise",
+            error=OutcomeUnknownError(
+                f"{action}: HTTP {status} ({error.vendor_message}); the patch may have been applied"
+            ),
+        )
+    return Decision("raise", error=error)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.lower())
+    return value
+
+
+def _shown_url(request: ApiRequest) -> str:
+    if not request.params:
+        return redact_url(request.url)
+    from urllib.parse import urlencode
+
+    return redact_url(f"{request.url}?{urlencode(dict(request.params))}")
+
+
+def parse_body(request: ApiRequest, outcome: Outcome) -> Any:
+    """The JSON of a successful answer (None for an empty body)."""
+    if not outcome.body.strip():
+        return None
+    try:
+        return json.loads(outcome.body)
+    except ValueError as exc:
+        raise PrefsError(
+            f"{request.action}: HTTP {outcome.status} answer is not JSON: {vendor_message(outcome.body)}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Transport settings shared by the sync and async clients (from the connection extras)."""
+
+    base_headers: Mapping[str, str]
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    verify: bool | str = True
+    max_response_bytes: int = 10 * 1024 * 1024
+    pool_size: int = 16
+
+
+class ApiClient:
+    """Blocking client over one reused ``requests.Session`` (thread-safe for bulk work)."""
+
+    def __init__(self, settings: ClientSettings, auth: TokenProvider | None = None) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.gate = BackoffGate()
+        if settings.verify is False:
+            log.warning("TLS certificate verification is OFF for this connection")
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """The one session (and connection pool) every call of this client goes through."""
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.settings.pool_size, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update({"User-Agent": USER_AGENT, **self.settings.base_headers})
+        session.verify = self.settings.verify
+        return session
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    def fetch_token(self, credentials: ClientCredentials) -> Any:
+        """POST a client-credentials token request (safe to resend: it changes nothing)."""
+        return self.send(
+            ApiRequest(
+                "POST",
+                credentials.token_url,
+                action=f"token request for client id {credentials.client_id!r}",
+                form=credentials.form(),
+                authenticated=False,
+            )
+        )
+
+    def send(self, request: ApiRequest) -> Any:
+        """Send with retries; return the parsed JSON answer or raise a :class:`PrefsError`."""
+        attempts = Attempts(self.settings.policy)
+        refreshed = False
+        while True:
+            self.gate.wait()
+            headers = {}
+            if request.authenticated and self.auth is not None:
+                headers["Authorization"] = self.auth.authorization(self.fetch_token)
+            attempts.count += 1
+            outcome = self._attempt(request, headers)
+            can_refresh = bool(request.authenticated and self.auth and self.auth.refreshable) and not refreshed
+            decision = decide(request, outcome, attempts, can_refresh=can_refresh)
+            if decision.kind == "return":
+                return parse_body(request, outcome)
+            if decision.kind == "refresh":
+                assert self.auth is not None
+                log.info("%s: HTTP 401, fetching a new token and resending once", request.action)
+                self.auth.invalidate()
+                refreshed = True
+                attempts.count -= 1
+                continue
+            if decision.kind == "raise":
+                assert decision.error is not None
+                raise decision.error
+            log.warning(
+                "%s: attempt %d/%d got %s; retrying in %.2fs",
+                request.action,
+                attempts.count,
+                attempts.policy.max_attempts,
+                outcome.failure or f"HTTP {outcome.status}",
+                decision.delay,
+            )
+            if decision.pause_everyone:
+                self.gate.pause(decision.delay)
+            else:
+                time.sleep(decision.delay)
+
+    def _attempt(self, request: ApiRequest, headers: dict[str, str]) -> Outcome:
+        import requests
+
+        settings = self.settings
+        log.debug("%s: %s %s", request.action, request.method, redact_url(request.url))
+        try:
+            response = self.session.request(
+                request.method,
+                request.url,
+                params=request.params,
+                json=request.json_body,
+                data=request.form,
+                headers=headers,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                stream=True,
+            )
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
+            return Outcome(failure=_describe(exc), request_sent=False)
+        except requests.exceptions.ConnectionError as exc:
+            return Outcome(failure=_describe(exc), request_sent=not _never_connected(exc))
+        except requests.exceptions.RequestException as exc:
+            return Outcome(failure=_describe(exc), request_sent=True)
+        try:
+            body = self._read_limited(request, response)
+        except ResponseTooLargeError:
+            raise
+        except requests.exceptions.RequestException as exc:
+            return Outcome(failure=_describe(exc), request_sent=True)
+        return Outcome(status=response.status_code, headers=response.headers, body=body)
+
+    def _read_limited(self, request: ApiRequest, response: requests.Response) -> bytes:
+        limit = self.settings.max_response_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise _too_large(request, limit)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise _too_large(request, limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _too_large(request: ApiRequest, limit: int) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        f"{request.action}: answer larger than max_response_bytes={limit}; raise the limit in the "
+        "connection extras if this is expected"
+    )
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when a ``requests`` ConnectionError happened before any byte of the request left."""
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
+
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError | NameResolutionError)
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, secret-free description of a transport failure."""
+    name = type(exc).__name__
+    text = str(exc)
+    for marker in ("Failed to establish a new connection", "Read timed out", "Connection refused"):
+        if marker in text:
+            return f"{name}: {marker.lower()}"
+    return f"{name}: {text[:200]}"
+
+
+class AsyncApiClient:
+    """Non-blocking twin of :class:`ApiClient` over ``httpx`` for triggers (same :func:`decide`)."""
+
+    def __init__(self, settings: ClientSettings, auth: TokenProvider | None = None) -> None:
+        self.settings = settings
+        self.auth = auth
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        import httpx
+
+        if self._client is None:
+            settings = self.settings
+            self._client = httpx.AsyncClient(
+                headers={"User-Agent": USER_AGENT, **settings.base_headers},
+                timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+                verify=settings.verify,
+                limits=httpx.Limits(max_connections=settings.pool_size),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def fetch_token(self, credentials: ClientCredentials) -> Any:
+        """POST a client-credentials token request."""
+        return await self.send(
+            ApiRequest(
+                "POST",
+                credentials.token_url,
+                action=f"token request for client id {credentials.client_id!r}",
+                form=credentials.form(),
+                authenticated=False,
+            )
+        )
+
+    async def send(self, request: ApiRequest) -> Any:
+        """Send with the same retry rules as the sync client."""
+        import asyncio
+
+        attempts = Attempts(self.settings.policy)
+        refreshed = False
+        while True:
+            headers = {}
+            if request.authenticated and self.auth is not None:
+                headers["Authorization"] = await self.auth.aauthorization(self.fetch_token)
+            attempts.count += 1
+            outcome = await self._attempt(request, headers)
+            can_refresh = bool(request.authenticated and self.auth and self.auth.refreshable) and not refreshed
+            decision = decide(request, outcome, attempts, can_refresh=can_refresh)
+            if decision.kind == "return":
+                return parse_body(request, outcome)
+            if decision.kind == "refresh":
+                assert self.auth is not None
+                self.auth.invalidate()
+                refreshed = True
+                attempts.count -= 1
+                continue
+            if decision.kind == "raise":
+                assert decision.error is not None
+                raise decision.error
+            log.warning(
+                "%s: attempt %d got %s; retrying in %.2fs",
+                request.action,
+                attempts.count,
+                outcome.failure or f"HTTP {outcome.status}",
+                decision.delay,
+            )
+            await asyncio.sleep(decision.delay)
+
+    async def _attempt(self, request: ApiRequest, headers: dict[str, str]) -> Outcome:
+        import httpx
+
+        limit = self.settings.max_response_bytes
+        try:
+            async with self._http().stream(
+                request.method,
+                request.url,
+                params=dict(request.params) if request.params else None,
+                json=request.json_body,
+                data=dict(request.form) if request.form else None,
+                headers=headers,
+            ) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(request, limit)
+                    chunks.append(chunk)
+                return Outcome(status=response.status_code, headers=response.headers, body=b"".join(chunks))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return Outcome(failure=f"{type(exc).__name__}: {exc}"[:200], request_sent=False)
+        except httpx.HTTPError as exc:
+            return Outcome(failure=f"{type(exc).__name__}: {exc}"[:200], request_sent=True)
+
+
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "ApiRequest",
+    "AsyncApiClient",
+    "Attempts",
+    "ClientSettings",
+    "Decision",
+    "Outcome",
+    "decide",
+]

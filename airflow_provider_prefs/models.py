@@ -1,0 +1,122 @@
+"""Pydantic models of what the services answer and of what our tasks push to XCom.
+
+Vendor answers are validated on the way in (a surprising answer fails loudly instead of leaking
+half-parsed data downstream) and only small, plain-JSON summaries leave a task.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: ``UpdateStatus`` values the sensor understands.
+UPDATE_COMPLETE = "Complete"
+UPDATE_PENDING = "Pending Update"
+KNOWN_UPDATE_STATUSES = frozenset({UPDATE_COMPLETE, UPDATE_PENDING})
+
+
+class OfferMetadata(BaseModel):
+    """The metadata Adobe returns from a fallback-offer PATCH (and inside every GET)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: str
+    etag: int
+    lastModifiedDate: str | None = None
+    lastModifiedBy: str | None = None
+    lastModifiedByClientId: str | None = None
+    createdDate: str | None = None
+    sandboxId: str | None = None
+    datasetId: str | None = None
+
+
+class Offer(OfferMetadata):
+    """A full fallback offer as GET returns it; document fields beyond these are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    description: str | None = None
+    status: str | None = None
+    representations: list[dict[str, Any]] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+
+
+class ProfileSummary(BaseModel):
+    """The small part of a MyPreferences profile that is safe and useful to pass downstream."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ProfileId: int | None = None
+    UpdateStatus: str | None = None
+    IsActive: bool | None = None
+    Edited: dict[str, Any] | None = None
+
+    @property
+    def is_complete(self) -> bool:
+        """True once MyPreferences finished processing the last update."""
+        return self.UpdateStatus == UPDATE_COMPLETE
+
+
+class Profile(ProfileSummary):
+    """A full MyPreferences profile; fields beyond the documented ones are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    RegistrationConfirmed: bool | None = None
+    CustomerType: str | None = None
+    PreserveConsents: bool | None = None
+    PreservePreferences: bool | None = None
+    CustomerName: dict[str, Any] | None = None
+    DefaultLocale: str | None = None
+    CustomFields: list[dict[str, Any]] | None = None
+
+
+def profile_summary(profile: dict[str, Any], target: str) -> ProfileSummary:
+    """Summarize a profile, refusing an ``UpdateStatus`` we do not know instead of waiting on it forever."""
+    from airflow_provider_prefs.errors import UnexpectedAnswerError
+
+    summary = ProfileSummary.model_validate(profile)
+    if summary.UpdateStatus not in KNOWN_UPDATE_STATUSES:
+        raise UnexpectedAnswerError(
+            f"{target} has UpdateStatus {summary.UpdateStatus!r}; expected one of "
+            f"{', '.join(sorted(KNOWN_UPDATE_STATUSES))}"
+        )
+    return summary
+
+
+PatchStatus = Literal["applied", "unchanged", "dry_run", "failed"]
+
+
+class PatchOutcome(BaseModel):
+    """What a patch task returns (XCom): plain JSON, no secrets, no full documents."""
+
+    status: PatchStatus
+    target: str = Field(description="what was patched, e.g. offer 'fallbackOffer1234'")
+    operations: int = 0
+    reconciled: bool = Field(
+        default=False, description="the answer was lost and a re-read confirmed the patch landed once"
+    )
+    offer: OfferMetadata | None = None
+    profile: ProfileSummary | None = None
+    error: str | None = None
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The JSON-safe dict pushed to XCom."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class BulkReport(BaseModel):
+    """Totals of a bulk run, plus the failures (capped) that the task reports at the end."""
+
+    total: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    failures: list[PatchOutcome] = Field(default_factory=list)
+    failures_truncated: int = 0
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The JSON-safe dict pushed to XCom."""
+        return self.model_dump(mode="json", exclude_none=True)

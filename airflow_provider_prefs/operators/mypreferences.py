@@ -1,0 +1,144 @@
+"""Operator that patches a PossibleNOW MyPreferences profile, optionally waiting until it is processed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_prefs.operators.base import PatchOperatorBase
+from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
+
+if TYPE_CHECKING:
+    from airflow_provider_prefs.exactly_once import PatchResult
+    from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+    from airflow_provider_prefs.models import PatchOutcome
+    from airflow_provider_prefs.patching import Patch
+
+
+def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable`` setting (read at task creation, not at import)."""
+    try:
+        from airflow.configuration import conf
+
+        return conf.getboolean("operators", "default_deferrable", fallback=False)
+    except Exception:
+        return False
+
+
+class ProfilePatchOperator(PatchOperatorBase):
+    """Patch a MyPreferences profile found by ``alternate_id`` + ``alternate_id_type``.
+
+    Give either ``patch`` (RFC 6902 ops: add, replace, remove, test; array removes in descending
+    index order) or ``desired`` (the fields you want; a minimal guarded patch is computed, with
+    removes ordered, and nothing is sent when it already matches).
+
+    With ``wait_for_completion=True`` the task then waits until the profile's ``UpdateStatus`` is
+    ``Complete``: polling on the worker, or, with ``deferrable=True``, in the triggerer (no worker
+    slot held) through :class:`~airflow_provider_prefs.triggers.profile_status.ProfileUpdateStatusTrigger`.
+
+    Returns (XCom) ``{"status", "target", "operations", "reconciled", "profile": {ProfileId, UpdateStatus, ...}}``.
+
+    :param alternate_id: the profile's alternate id (templated), e.g. an e-mail address.
+    :param alternate_id_type: its type (templated), e.g. ``Email``; both are matched case-insensitively.
+    :param conn_id: connection of type ``mypreferences``.
+    :param wait_for_completion: wait for ``UpdateStatus == Complete`` after patching.
+    :param deferrable: wait in the triggerer instead of on the worker.
+    :param poll_interval: seconds between status reads while waiting.
+    :param wait_timeout: seconds to wait before failing.
+    """
+
+    template_fields: Sequence[str] = ("alternate_id", "alternate_id_type", *PatchOperatorBase.template_fields)
+
+    def __init__(
+        self,
+        *,
+        alternate_id: str,
+        alternate_id_type: str,
+        conn_id: str = f"{MYPREFERENCES_CONN_TYPE}_default",
+        wait_for_completion: bool = False,
+        deferrable: bool | None = None,
+        poll_interval: float = 30.0,
+        wait_timeout: float = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(conn_id=conn_id, **kwargs)
+        self.alternate_id = alternate_id
+        self.alternate_id_type = alternate_id_type
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+
+    @cached_property
+    def hook(self) -> MyPreferencesHook:
+        """The MyPreferences hook."""
+        from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+
+        return MyPreferencesHook(self.conn_id, transport_overrides=self.transport)
+
+    def get_hook(self) -> MyPreferencesHook:
+        """The MyPreferences hook."""
+        return self.hook
+
+    @property
+    def target(self) -> str:
+        """``profile <type>:'<id>'``."""
+        return f"profile {self.alternate_id_type}:{self.alternate_id!r}"
+
+    def read_current(self) -> dict[str, Any]:
+        """GET the profile."""
+        return self.hook.get_profile(self.alternate_id, self.alternate_id_type)
+
+    def send(self, ops: Patch, base: dict[str, Any] | None) -> PatchResult:
+        """PATCH the profile exactly once."""
+        return self.hook.patch_profile(self.alternate_id, self.alternate_id_type, ops, base=base)
+
+    def summarize(self, outcome: PatchOutcome, document: dict[str, Any]) -> PatchOutcome:
+        """Attach ProfileId and UpdateStatus."""
+        from airflow_provider_prefs.models import profile_summary
+
+        return outcome.model_copy(update={"profile": profile_summary(document, self.target)})
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Patch, then (optionally) wait for ``UpdateStatus == Complete``."""
+        result = super().execute(context)
+        if not self.wait_for_completion or result["status"] == "dry_run":
+            return result
+        if self.deferrable:
+            from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
+
+            self.defer(
+                trigger=ProfileUpdateStatusTrigger(
+                    conn_id=self.conn_id,
+                    alternate_id=self.alternate_id,
+                    alternate_id_type=self.alternate_id_type,
+                    poll_interval=self.poll_interval,
+                    deadline=time.time() + self.wait_timeout,
+                ),
+                method_name="execute_complete",
+                kwargs={"patch_result": result},
+                timeout=timedelta(seconds=self.wait_timeout + 60),
+            )
+        return self._wait_on_worker(result)
+
+    def _wait_on_worker(self, result: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_prefs.sensors.profile_status import read_update_status
+
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            summary = read_update_status(self.hook, self.alternate_id, self.alternate_id_type, self.log)
+            if summary is not None and summary.is_complete:
+                self.log.info("%s: UpdateStatus is Complete", self.target)
+                return {**result, "profile": summary.model_dump(mode="json", exclude_none=True)}
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.target}: UpdateStatus not Complete after {self.wait_timeout:.0f}s")
+            time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    def execute_complete(self, context: Any, event: dict[str, Any], patch_result: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger: merge the final profile summary into the patch outcome."""
+        from airflow_provider_prefs.triggers.profile_status import summary_from_event
+
+        return {**patch_result, "profile": summary_from_event(event)}

@@ -1,0 +1,1 @@
+"""Triggers: pure-async waits that run in the triggerer."""

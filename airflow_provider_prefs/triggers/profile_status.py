@@ -1,0 +1,96 @@
+"""Trigger that polls a MyPreferences profile until ``UpdateStatus`` is ``Complete`` (pure async)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
+
+
+class ProfileUpdateStatusTrigger(BaseTrigger):
+    """Poll a profile without blocking the event loop and fire one event.
+
+    The event is ``{"status": "success", "profile": {...}}``, ``{"status": "error", "message"}``
+    (missing profile, refused credentials, unknown status) or ``{"status": "timeout", "message"}``
+    once the absolute ``deadline`` (epoch seconds) passes. Transient failures keep it polling.
+    Serialized kwargs are plain JSON and hold no secret: only the connection id.
+    """
+
+    def __init__(
+        self,
+        *,
+        alternate_id: str,
+        alternate_id_type: str,
+        deadline: float,
+        conn_id: str = f"{MYPREFERENCES_CONN_TYPE}_default",
+        poll_interval: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.alternate_id = alternate_id
+        self.alternate_id_type = alternate_id_type
+        self.deadline = float(deadline)
+        self.conn_id = conn_id
+        self.poll_interval = float(poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and plain-JSON kwargs."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "alternate_id": self.alternate_id,
+                "alternate_id_type": self.alternate_id_type,
+                "deadline": self.deadline,
+                "conn_id": self.conn_id,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    @property
+    def target(self) -> str:
+        """How messages name the profile."""
+        return f"profile {self.alternate_id_type}:{self.alternate_id!r}"
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until complete, failed, or past the deadline; yield exactly one event."""
+        yield TriggerEvent(await self.wait())
+
+    async def wait(self) -> dict[str, Any]:
+        """The polling loop; returns the event payload."""
+        from airflow_provider_prefs.errors import PrefsError
+        from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook
+        from airflow_provider_prefs.models import profile_summary
+
+        hook = MyPreferencesAsyncHook.shared(self.conn_id)
+        while True:
+            try:
+                profile = await hook.get_profile(self.alternate_id, self.alternate_id_type)
+                summary = profile_summary(profile, self.target)
+            except PrefsError as exc:
+                if not exc.retryable:
+                    return {"status": "error", "message": str(exc)}
+                self.log.warning("%s: %s; will check again", self.target, exc)
+            else:
+                if summary.is_complete:
+                    return {"status": "success", "profile": summary.model_dump(mode="json", exclude_none=True)}
+            left = self.deadline - time.time()
+            if left <= 0:
+                return {
+                    "status": "timeout",
+                    "message": f"{self.target}: UpdateStatus not Complete by the deadline",
+                }
+            await asyncio.sleep(min(self.poll_interval, left))
+
+
+def summary_from_event(event: dict[str, Any] | None) -> dict[str, Any]:
+    """The profile summary from a success event; anything else fails the task with its message."""
+    from airflow_provider_prefs._compat import fail_task_exception
+
+    if not event or event.get("status") != "success":
+        message = (event or {}).get("message") or f"unexpected trigger event {event!r}"
+        raise fail_task_exception()(message)
+    return dict(event["profile"])

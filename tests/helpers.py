@@ -1,0 +1,29 @@
+"""Small helpers shared by the tests (not fixtures)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from airflow_provider_prefs.sandbox.connections import sandbox_connections
+
+
+def set_connection(
+    monkeypatch: pytest.MonkeyPatch, conn_id: str, url: str, *, base: str, extra: dict[str, Any] | None = None,
+    drop_extra: tuple[str, ...] = (), **fields: Any,
+) -> str:
+    """Define ``conn_id`` as a variant of one of the sandbox connections."""
+    definition = copy.deepcopy(sandbox_connections(url, backoff_base=0.01, backoff_max=0.05, timeout=5)[base])
+    definition.update(fields)
+    definition["extra"].update(extra or {})
+    for key in drop_extra:
+        definition["extra"].pop(key, None)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(definition))
+    return conn_id
+
+
+def routes(sandbox: Any) -> list[str]:
+    return [entry["route"] for entry in sandbox.state.journal()]

@@ -1,0 +1,115 @@
+"""MyPreferencesHook against the sandbox: bearer and OAuth auth, case-insensitive ids, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from helpers import routes, set_connection
+
+from airflow_provider_prefs.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook, MyPreferencesHook
+
+
+def test_bearer_token_reads_profile_case_insensitively(connections: Any) -> None:
+    hook = MyPreferencesHook()
+    exact = hook.get_profile("Ada@Example.com", "Email")
+    shouted = hook.get_profile("ADA@EXAMPLE.COM", "email")
+    assert exact["ProfileId"] == shouted["ProfileId"]
+    assert exact["UpdateStatus"] == "Complete"
+    assert routes(connections) == ["profile.get", "profile.get"]
+
+
+def test_oauth_token_is_fetched_once_and_cached(connections: Any) -> None:
+    hook = MyPreferencesHook("mypreferences_oauth")
+    hook.get_profile("Ada@Example.com", "Email")
+    hook.get_profile("Ada@Example.com", "Email")
+    assert routes(connections) == ["mp.token", "profile.get", "profile.get"]
+
+
+def test_oauth_401_refreshes_once(connections: Any) -> None:
+    hook = MyPreferencesHook("mypreferences_oauth")
+    hook.get_profile("Ada@Example.com", "Email")
+    connections.state.reset()
+    hook.get_profile("Ada@Example.com", "Email")
+    assert [(e["route"], e["status"]) for e in connections.state.journal()] == [
+        ("profile.get", 401),
+        ("mp.token", 200),
+        ("profile.get", 200),
+    ]
+
+
+def test_wrong_static_token_is_401_with_vendor_hint(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = set_connection(monkeypatch, "mp_bad", connections.url, base="mypreferences_default",
+                             password="wrong-static-token-value")
+    with pytest.raises(AuthenticationError) as info:
+        MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
+    assert "ClientId" in str(info.value) and "wrong-static-token-value" not in str(info.value)
+    assert len(connections.state.journal()) == 1  # a static token cannot be refreshed: no resend
+
+
+def test_token_of_another_client_is_403(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = set_connection(monkeypatch, "mp_other", connections.url, base="mypreferences_default",
+                             extra={"client_id": "OTHER"})
+    with pytest.raises(PermissionDeniedError):
+        MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
+
+
+def test_unknown_profile_and_client_are_404_with_text_bodies(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(NotFoundError) as info:
+        MyPreferencesHook().get_profile("nobody@example.com", "Email")
+    assert "nobody@example.com" in str(info.value)
+    conn_id = set_connection(monkeypatch, "mp_nowhere", connections.url, base="mypreferences_default",
+                             extra={"client_id": "NO-SUCH-CLIENT"})
+    with pytest.raises((NotFoundError, PermissionDeniedError)):
+        MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
+
+
+def test_client_id_is_required(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = set_connection(monkeypatch, "mp_noclient", connections.url, base="mypreferences_default",
+                             drop_extra=("client_id",))
+    with pytest.raises(ConfigurationError, match="client_id"):
+        MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
+    assert connections.state.journal() == []
+
+
+def test_oauth_needs_token_url(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = set_connection(monkeypatch, "mp_oauth_bad", connections.url, base="mypreferences_oauth",
+                             drop_extra=("token_url",))
+    with pytest.raises(ConfigurationError, match="token_url"):
+        MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
+
+
+def test_alternate_ids_with_reserved_characters_are_encoded(connections: Any) -> None:
+    with pytest.raises(NotFoundError):
+        MyPreferencesHook().get_profile("a&alternateIdType=Phone#x", "Email")
+    entry = connections.state.journal()[-1]
+    assert entry["query"]["alternateId"] == "a&alternateIdType=Phone#x"
+    assert entry["query"]["alternateIdType"] == "Email"
+
+
+def test_test_connection(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, message = MyPreferencesHook().test_connection()
+    assert ok and "DEMO" in message
+    conn_id = set_connection(monkeypatch, "mp_bad2", connections.url, base="mypreferences_default", password="bad")
+    ok, message = MyPreferencesHook(conn_id).test_connection()
+    assert not ok and "401" in message
+
+
+def test_async_hook_reads_the_same_profile(connections: Any) -> None:
+    async def read() -> dict[str, Any]:
+        hook = MyPreferencesAsyncHook("mypreferences_oauth")
+        try:
+            return await hook.get_profile("ada@example.com", "EMAIL")
+        finally:
+            await hook.aclose()
+
+    profile = asyncio.run(read())
+    assert profile["ProfileId"] == MyPreferencesHook().get_profile("Ada@Example.com", "Email")["ProfileId"]
+    assert routes(connections)[:2] == ["mp.token", "profile.get"]

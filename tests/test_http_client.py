@@ -1,0 +1,126 @@
+"""The retry rules and error parsing, which both clients share (pure functions, no server needed)."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+
+from airflow_provider_prefs.errors import (
+    ApiConnectionError,
+    BadRequestError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    vendor_message,
+)
+from airflow_provider_prefs.http_client import ApiRequest, Attempts, Outcome, decide
+from airflow_provider_prefs.retry import BackoffGate, RetryPolicy, parse_retry_after
+
+GET = ApiRequest("GET", "https://x/offers/1", action="GET offer '1'")
+PATCH = ApiRequest("PATCH", "https://x/offers/1", action="PATCH offer '1'", resends_safely=False)
+POLICY = RetryPolicy(max_attempts=3, backoff_base=0.1, backoff_max=1, max_total_seconds=10)
+
+
+def attempts(count: int = 1) -> Attempts:
+    a = Attempts(POLICY)
+    a.count = count
+    return a
+
+
+def test_adobe_error_code_shape() -> None:
+    body = b'{"error_code": "1234-404", "message": "Offer not found"}'
+    assert vendor_message(body) == "Offer not found [error_code 1234-404]"
+
+
+def test_adobe_rfc7807_shape() -> None:
+    body = b'{"type": "https://ns.adobe.com/aep/errors/x", "status": 403, "title": "Forbidden", "detail": "bad org"}'
+    assert vendor_message(body) == "Forbidden: bad org"
+
+
+def test_mypreferences_text_and_json_bodies() -> None:
+    assert vendor_message(b"Profile   not\nfound") == "Profile not found"
+    assert vendor_message(b'{"Message": "Authorization has been denied"}') == "Authorization has been denied"
+    assert vendor_message(b"") == "(empty body)"
+    assert vendor_message(b"x" * 1000).endswith("...")
+
+
+@pytest.mark.parametrize("request_", [GET, PATCH])
+def test_429_is_retried_for_every_request_and_pauses_everyone(request_: ApiRequest) -> None:
+    decision = decide(request_, Outcome(status=429, headers={"Retry-After": "2"}), attempts(), can_refresh=False)
+    assert decision.kind == "retry" and decision.delay == 2 and decision.pause_everyone
+
+
+def test_429_past_budget_raises_rate_limited() -> None:
+    decision = decide(GET, Outcome(status=429), attempts(3), can_refresh=False)
+    assert decision.kind == "raise" and isinstance(decision.error, RateLimitedError)
+
+
+def test_503_is_retried_for_reads_but_uncertain_for_patches() -> None:
+    assert decide(GET, Outcome(status=503), attempts(), can_refresh=False).kind == "retry"
+    decision = decide(PATCH, Outcome(status=503, body=b"down"), attempts(), can_refresh=False)
+    assert decision.kind == "raise" and isinstance(decision.error, OutcomeUnknownError)
+    assert "may have been applied" in str(decision.error)
+
+
+def test_connect_failure_is_retried_even_for_patches() -> None:
+    outcome = Outcome(failure="ConnectionError: connection refused", request_sent=False)
+    assert decide(PATCH, outcome, attempts(), can_refresh=False).kind == "retry"
+    final = decide(PATCH, outcome, attempts(3), can_refresh=False)
+    assert isinstance(final.error, ApiConnectionError) and "3 attempt" in str(final.error)
+
+
+def test_read_timeout_after_sending_a_patch_is_uncertain() -> None:
+    outcome = Outcome(failure="ReadTimeout: read timed out", request_sent=True)
+    assert decide(GET, outcome, attempts(), can_refresh=False).kind == "retry"
+    assert isinstance(decide(PATCH, outcome, attempts(), can_refresh=False).error, OutcomeUnknownError)
+
+
+def test_401_refreshes_only_when_allowed() -> None:
+    assert decide(GET, Outcome(status=401), attempts(), can_refresh=True).kind == "refresh"
+    assert decide(GET, Outcome(status=401), attempts(), can_refresh=False).kind == "raise"
+
+
+def test_400_is_not_retried_and_reads_well() -> None:
+    body = b'{"error_code": "x", "message": "path /etag is read-only"}'
+    decision = decide(PATCH, Outcome(status=400, body=body), attempts(), can_refresh=False)
+    assert isinstance(decision.error, BadRequestError)
+    assert str(decision.error).startswith("PATCH offer '1' failed: HTTP 400 from PATCH https://x/offers/1")
+    assert "path /etag is read-only" in str(decision.error)
+
+
+def test_retry_after_longer_than_allowed_is_not_waited_for() -> None:
+    decision = decide(GET, Outcome(status=429, headers={"Retry-After": "3600"}), attempts(), can_refresh=False)
+    assert decision.kind == "raise"
+
+
+def test_total_wait_is_bounded() -> None:
+    policy = RetryPolicy(max_attempts=10, max_total_seconds=3)
+    a = Attempts(policy)
+    a.count = 1
+    assert a.next_delay(2.0) == 2.0
+    assert a.next_delay(2.0) is None
+
+
+def test_backoff_grows_exponentially_with_jitter() -> None:
+    policy = RetryPolicy(backoff_base=1, backoff_max=100)
+    for attempt in range(1, 6):
+        delays = [policy.backoff(attempt) for _ in range(200)]
+        assert max(delays) <= 2 ** (attempt - 1)
+        assert len(set(delays)) > 100  # jittered
+
+
+def test_retry_after_parses_seconds_and_http_dates() -> None:
+    assert parse_retry_after("5") == 5
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= (parse_retry_after(future) or 0) <= 31
+    assert parse_retry_after("soon") is None
+
+
+def test_backoff_gate_holds_all_callers() -> None:
+    gate = BackoffGate()
+    gate.pause(0.2)
+    gate.pause(0.05)  # never shortens
+    start = time.monotonic()
+    gate.wait()
+    assert 0.15 <= time.monotonic() - start < 1
