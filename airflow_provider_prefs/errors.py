@@ -105,6 +105,10 @@ class ConflictError(ApiError):
     """HTTP 409, or a failed ``test`` guard: the resource is not in the state the patch expects."""
 
 
+class ConcurrentModificationError(PrefsError):
+    """A guarded patch was refused because the resource changed after it was read; nothing was applied."""
+
+
 class RateLimitedError(ApiError):
     """HTTP 429 after the retry budget was spent."""
 

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_provider_prefs._compat import BaseHook, mask_secret
-from airflow_provider_prefs.errors import ConfigurationError, InvalidInputError, PrefsError
+from airflow_provider_prefs.errors import (
+    BadRequestError,
+    ConcurrentModificationError,
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    PrefsError,
+)
 from airflow_provider_prefs.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -165,16 +172,26 @@ class PrefsApiHook(BaseHook):
             # Costs one GET, and only for unguarded array-position patches: without it a lost
             # answer could not be told apart from a patch that never landed.
             base = read()
-        return send_exactly_once(
-            action=request.action,
-            ops=ops,
-            rules=self.patch_rules,
-            send=lambda: self.client.send(request),
-            read=read,
-            base=base,
-            version_key=self.version_key,
-            max_resends=self.transport.max_attempts - 1,
-        )
+        try:
+            return send_exactly_once(
+                action=request.action,
+                ops=ops,
+                rules=self.patch_rules,
+                send=lambda: self.client.send(request),
+                read=read,
+                base=base,
+                version_key=self.version_key,
+                max_resends=self.transport.max_attempts - 1,
+            )
+        except (BadRequestError, ConflictError) as exc:
+            failed = _broken_guard(ops, read) if any(op["op"] == "test" for op in ops) else None
+            if failed is None:
+                raise
+            raise ConcurrentModificationError(
+                f"{request.action} refused: the resource changed since the patch was planned "
+                f"(test {failed['path']} expected {failed['value']!r}). Nothing was applied; "
+                "re-run to patch the current state."
+            ) from exc
 
     def probe(self) -> str:
         """A cheap read-only call proving the connection works; returns what it showed."""
@@ -188,6 +205,20 @@ class PrefsApiHook(BaseHook):
             return False, str(exc)
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
+
+
+def _broken_guard(ops: Patch, read: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """The first ``test`` op that no longer holds on a fresh read, if any."""
+    from airflow_provider_prefs.patching import apply_patch
+
+    current = read()
+    for op in ops:
+        if op["op"] == "test":
+            try:
+                apply_patch(current, [op])
+            except InvalidInputError:
+                return op
+    return None
 
 
 def load_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:

@@ -1,0 +1,52 @@
+"""Sync one customer's preferences to MyPreferences, then wait until the update is processed.
+
+``compute_preferences`` stands in for your source of truth (a warehouse query, a CRM export); its
+XCom feeds the patch operator's templated ``desired`` field. MyPreferences processes updates
+asynchronously, so the deferrable sensor waits for ``UpdateStatus == Complete`` in the triggerer,
+holding no worker slot.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_prefs.operators import ProfilePatchOperator
+from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
+
+with DAG(
+    dag_id="profile_preferences_sync",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"},
+    tags=["prefs", "example", "mypreferences"],
+    doc_md=__doc__,
+):
+
+    @task
+    def compute_preferences() -> dict[str, Any]:
+        """The state MyPreferences should hold for this customer."""
+        return {
+            "DefaultLocale": "en-GB",
+            "CustomerType": "Retail",
+            "CustomFields": [{"Name": "FavoriteChannel", "Value": "Email"}],
+        }
+
+    update = ProfilePatchOperator(
+        task_id="update_preferences",
+        alternate_id="{{ params.alternate_id }}",
+        alternate_id_type="{{ params.alternate_id_type }}",
+        desired=compute_preferences(),
+    )
+    wait = ProfileUpdateStatusSensor(
+        task_id="wait_until_processed",
+        alternate_id="{{ params.alternate_id }}",
+        alternate_id_type="{{ params.alternate_id_type }}",
+        deferrable=True,
+        poke_interval=1,
+        timeout=300,
+    )
+    update >> wait

@@ -1,0 +1,77 @@
+"""Provider registration as the real Airflow sees it, and the cost of importing us in a DAG file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_prefs.provider_info import get_provider_info
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def test_entry_point_is_registered() -> None:
+    points = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_prefs")]
+    assert [ep.load()()["package-name"] for ep in points] == ["airflow-provider-prefs"]
+
+
+def test_provider_info_matches_airflows_schema() -> None:
+    import jsonschema
+    from airflow import providers_manager
+
+    schema_path = Path(providers_manager.__file__).with_name("provider_info.schema.json")
+    jsonschema.validate(get_provider_info(), json.loads(schema_path.read_text()))
+
+
+def test_airflow_cli_lists_both_connection_types() -> None:
+    out = subprocess.run([AIRFLOW, "providers", "hooks", "--output", "json"], capture_output=True, text=True,
+                         check=True, env=os.environ).stdout
+    hooks = {row["connection_type"]: row for row in json.loads(out[out.index("["):])}
+    assert hooks["adobe_offer_library"]["class"] == "airflow_provider_prefs.hooks.offer_library.OfferLibraryHook"
+    assert hooks["mypreferences"]["class"] == "airflow_provider_prefs.hooks.mypreferences.MyPreferencesHook"
+    assert hooks["mypreferences"]["package_name"] == "airflow-provider-prefs"
+
+
+def test_providers_manager_builds_the_connection_forms() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-prefs" in manager.providers
+    widgets = manager.connection_form_widgets
+    for field in ("ims_org_id", "sandbox_name", "scopes", "ims_token_url", "timeout"):
+        assert f"extra__adobe_offer_library__{field}" in widgets
+    for field in ("client_id", "environment", "profile_path", "auth_type", "token_url"):
+        assert f"extra__mypreferences__{field}" in widgets
+    behaviour = manager.field_behaviours["adobe_offer_library"]
+    assert behaviour["relabeling"]["password"] == "Client secret"
+    assert "port" in behaviour["hidden_fields"]
+
+
+@pytest.mark.parametrize("module", ["airflow_provider_prefs.operators", "airflow_provider_prefs.sensors"])
+def test_dag_file_imports_stay_light(module: str) -> None:
+    """Importing operators/sensors must not drag in the HTTP stack, jsonpatch or the sandbox."""
+    code = (
+        "import sys, airflow.sdk; before = set(sys.modules); "
+        f"import {module}; "
+        "heavy = {'requests', 'httpx', 'jsonpatch', 'fastapi', 'uvicorn', 'airflow_provider_prefs.hooks.base'}; "
+        "print(sorted(heavy & (set(sys.modules) - before)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_example_dags_parse_without_errors() -> None:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags_examples"))
+    assert bag.import_errors == {}
+    assert {"scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch"} <= set(bag.dag_ids)

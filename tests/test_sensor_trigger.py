@@ -1,0 +1,154 @@
+"""Waiting for UpdateStatus == Complete: sensor (poke, reschedule, deferrable) and trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from conftest import journal
+from helpers import set_connection
+
+from airflow_provider_prefs._compat import fail_task_exception
+from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+from airflow_provider_prefs.operators import ProfilePatchOperator
+from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
+from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
+
+AirflowFailException = fail_task_exception()
+ADA = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
+
+
+def make_pending(sandbox: Any, delay: float = 0.5) -> None:
+    sandbox.state.set_config(pending_delay=delay)
+    MyPreferencesHook().patch_profile(**ADA, patch=[{"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"}])
+
+
+def sensor(**kwargs: Any) -> ProfileUpdateStatusSensor:
+    return ProfileUpdateStatusSensor(task_id="wait", **{**ADA, **kwargs})
+
+
+def test_poke_mode_waits_until_complete(connections: Any) -> None:
+    make_pending(connections)
+    start = time.monotonic()
+    summary = sensor(poke_interval=0.1, timeout=10, mode="poke").execute({})
+    assert summary["UpdateStatus"] == "Complete" and summary["ProfileId"]
+    assert time.monotonic() - start >= 0.3
+    statuses = [e["status"] for e in journal(connections, "profile.get")]
+    assert len(statuses) >= 2 and set(statuses) == {200}
+
+
+class RescheduleTI:
+    def get_first_reschedule_date(self, context: Any) -> None:
+        return None
+
+
+def test_reschedule_mode_reschedules_then_completes(connections: Any) -> None:
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    make_pending(connections, delay=0.5)
+    task = sensor(poke_interval=1, timeout=60, mode="reschedule")
+    with pytest.raises(AirflowRescheduleException):
+        task.execute({"ti": RescheduleTI()})
+    time.sleep(0.6)
+    assert task.execute({"ti": RescheduleTI()})["UpdateStatus"] == "Complete"
+
+
+def test_missing_profile_fails_instead_of_waiting(connections: Any) -> None:
+    with pytest.raises(AirflowFailException, match="404"):
+        ProfileUpdateStatusSensor(task_id="w", alternate_id="ghost@example.com", alternate_id_type="Email",
+                                  poke_interval=0.1, timeout=5).execute({})
+    assert len(journal(connections, "profile.get")) == 1
+
+
+def test_bad_credentials_fail_instead_of_waiting(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = set_connection(monkeypatch, "mp_wrong", connections.url, base="mypreferences_default",
+                             password="definitely-wrong-token")
+    with pytest.raises(AirflowFailException, match="401"):
+        sensor(conn_id=conn_id, poke_interval=0.1, timeout=5).execute({})
+
+
+def test_unknown_status_fails(connections: Any) -> None:
+    connections.state.profile("DEMO", "Ada@Example.com", "Email")  # exists
+    connections.state.set_profile_status("DEMO", "Ada@Example.com", "Email", "Archived") if hasattr(
+        connections.state, "set_profile_status") else pytest.skip("sandbox cannot force a status")
+    with pytest.raises(AirflowFailException, match="UpdateStatus 'Archived'"):
+        sensor(poke_interval=0.1, timeout=5).execute({})
+
+
+def test_transient_errors_keep_waiting(connections: Any) -> None:
+    make_pending(connections, delay=0.3)
+    connections.state.set_faults([{"route": "profile.get", "kind": "503_before", "count": 3}])
+    summary = sensor(poke_interval=0.1, timeout=10).execute({})
+    assert summary["UpdateStatus"] == "Complete"
+    assert [e["status"] for e in journal(connections, "profile.get")][:3] == [503, 503, 503]
+
+
+def run_trigger(trigger: ProfileUpdateStatusTrigger) -> list[dict[str, Any]]:
+    async def collect() -> list[dict[str, Any]]:
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def test_trigger_completes(connections: Any) -> None:
+    make_pending(connections, delay=0.4)
+    trigger = ProfileUpdateStatusTrigger(**ADA, deadline=time.time() + 10, poll_interval=0.1)
+    [event] = run_trigger(trigger)
+    assert event["status"] == "success" and event["profile"]["UpdateStatus"] == "Complete"
+
+
+def test_trigger_times_out_at_the_deadline(connections: Any) -> None:
+    make_pending(connections, delay=30)
+    start = time.monotonic()
+    [event] = run_trigger(ProfileUpdateStatusTrigger(**ADA, deadline=time.time() + 0.5, poll_interval=0.1))
+    assert event["status"] == "timeout" and "not Complete" in event["message"]
+    assert 0.4 <= time.monotonic() - start < 3
+
+
+def test_trigger_reports_errors(connections: Any) -> None:
+    [event] = run_trigger(ProfileUpdateStatusTrigger(alternate_id="ghost@example.com", alternate_id_type="Email",
+                                                     deadline=time.time() + 5, poll_interval=0.1))
+    assert event["status"] == "error" and "404" in event["message"]
+
+
+def test_trigger_serializes_to_plain_json_and_round_trips() -> None:
+    trigger = ProfileUpdateStatusTrigger(**ADA, deadline=1234.5, poll_interval=2, conn_id="mp")
+    classpath, kwargs = trigger.serialize()
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert classpath == "airflow_provider_prefs.triggers.profile_status.ProfileUpdateStatusTrigger"
+    module, name = classpath.rsplit(".", 1)
+    clone = getattr(__import__(module, fromlist=[name]), name)(**kwargs)
+    assert clone.serialize() == (classpath, kwargs)
+
+
+def test_deferrable_sensor_hands_over_to_the_trigger(connections: Any) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    make_pending(connections, delay=0.4)
+    task = sensor(poke_interval=0.1, timeout=30, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ProfileUpdateStatusTrigger)
+    [event] = run_trigger(trigger)
+    assert task.execute_complete({}, event)["UpdateStatus"] == "Complete"
+    with pytest.raises(AirflowFailException, match="boom"):
+        task.execute_complete({}, {"status": "error", "message": "boom"})
+
+
+def test_operator_patch_then_deferred_wait(connections: Any) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    connections.state.set_config(pending_delay=0.3)
+    task = ProfilePatchOperator(task_id="p", **ADA, patch=[{"op": "replace", "path": "/CustomerType", "value": "Retail"}],
+                                wait_for_completion=True, deferrable=True, poll_interval=0.1, wait_timeout=30)
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({})
+    kwargs = deferred.value.kwargs
+    [event] = run_trigger(deferred.value.trigger)
+    result = task.execute_complete({}, event, **kwargs)
+    assert result["status"] == "applied" and result["profile"]["UpdateStatus"] == "Complete"
+    assert len(journal(connections, "profile.patch")) == 1
