@@ -34,8 +34,17 @@ def start_sandbox(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port_file.unlink(missing_ok=True)
     log = (log_dir / "sandbox.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_prefs.sandbox", "--port", "0", "--port-file", str(port_file),
-         "--pending-delay", "2"],
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_prefs.sandbox",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--pending-delay",
+            "2",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -108,7 +117,10 @@ def main() -> int:
         env = airflow_env(url)
         subprocess.run(
             [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         before = snapshot(url)
         print("running the example DAGs with `airflow dags test`:")
@@ -122,7 +134,9 @@ def main() -> int:
             counts[entry["route"]] = counts.get(entry["route"], 0) + 1
         print("\nrequests the sandbox received:", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         failed = [dag_id for dag_id, ok in results.items() if not ok]
-        print(f"\n{len(DAGS) - len(failed)}/{len(DAGS)} example DAG runs succeeded in {time.monotonic() - started:.1f}s")
+        print(
+            f"\n{len(DAGS) - len(failed)}/{len(DAGS)} example DAG runs succeeded in {time.monotonic() - started:.1f}s"
+        )
         return 1 if failed else 0
     finally:
         process.send_signal(signal.SIGTERM)

@@ -12,8 +12,14 @@ from airflow_provider_prefs.sandbox.connections import sandbox_connections
 
 
 def set_connection(
-    monkeypatch: pytest.MonkeyPatch, conn_id: str, url: str, *, base: str, extra: dict[str, Any] | None = None,
-    drop_extra: tuple[str, ...] = (), **fields: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    conn_id: str,
+    url: str,
+    *,
+    base: str,
+    extra: dict[str, Any] | None = None,
+    drop_extra: tuple[str, ...] = (),
+    **fields: Any,
 ) -> str:
     """Define ``conn_id`` as a variant of one of the sandbox connections."""
     definition = copy.deepcopy(sandbox_connections(url, backoff_base=0.01, backoff_max=0.05, timeout=5)[base])

@@ -46,8 +46,9 @@ def test_oauth_401_refreshes_once(connections: Any) -> None:
 
 
 def test_wrong_static_token_is_401_with_vendor_hint(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "mp_bad", connections.url, base="mypreferences_default",
-                             password="wrong-static-token-value")
+    conn_id = set_connection(
+        monkeypatch, "mp_bad", connections.url, base="mypreferences_default", password="wrong-static-token-value"
+    )
     with pytest.raises(AuthenticationError) as info:
         MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
     assert "ClientId" in str(info.value) and "wrong-static-token-value" not in str(info.value)
@@ -55,8 +56,9 @@ def test_wrong_static_token_is_401_with_vendor_hint(connections: Any, monkeypatc
 
 
 def test_token_of_another_client_is_403(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "mp_other", connections.url, base="mypreferences_default",
-                             extra={"client_id": "OTHER"})
+    conn_id = set_connection(
+        monkeypatch, "mp_other", connections.url, base="mypreferences_default", extra={"client_id": "OTHER"}
+    )
     with pytest.raises(PermissionDeniedError):
         MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
 
@@ -65,23 +67,26 @@ def test_unknown_profile_and_client_are_404_with_text_bodies(connections: Any, m
     with pytest.raises(NotFoundError) as info:
         MyPreferencesHook().get_profile("nobody@example.com", "Email")
     assert "nobody@example.com" in str(info.value)
-    conn_id = set_connection(monkeypatch, "mp_nowhere", connections.url, base="mypreferences_default",
-                             extra={"client_id": "NO-SUCH-CLIENT"})
+    conn_id = set_connection(
+        monkeypatch, "mp_nowhere", connections.url, base="mypreferences_default", extra={"client_id": "NO-SUCH-CLIENT"}
+    )
     with pytest.raises((NotFoundError, PermissionDeniedError)):
         MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
 
 
 def test_client_id_is_required(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "mp_noclient", connections.url, base="mypreferences_default",
-                             drop_extra=("client_id",))
+    conn_id = set_connection(
+        monkeypatch, "mp_noclient", connections.url, base="mypreferences_default", drop_extra=("client_id",)
+    )
     with pytest.raises(ConfigurationError, match="client_id"):
         MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
     assert connections.state.journal() == []
 
 
 def test_oauth_needs_token_url(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "mp_oauth_bad", connections.url, base="mypreferences_oauth",
-                             drop_extra=("token_url",))
+    conn_id = set_connection(
+        monkeypatch, "mp_oauth_bad", connections.url, base="mypreferences_oauth", drop_extra=("token_url",)
+    )
     with pytest.raises(ConfigurationError, match="token_url"):
         MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
 

@@ -49,8 +49,9 @@ def test_401_fetches_a_new_token_once_and_resends(connections: Any) -> None:
 
 
 def test_wrong_secret_is_one_clear_authentication_error(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "bad_secret", connections.url, base="adobe_offer_library_default",
-                             password="not-the-secret")
+    conn_id = set_connection(
+        monkeypatch, "bad_secret", connections.url, base="adobe_offer_library_default", password="not-the-secret"
+    )
     with pytest.raises(AuthenticationError) as info:
         OfferLibraryHook(conn_id).get_offer("fallbackOffer1234")
     message = str(info.value)
@@ -74,16 +75,18 @@ def test_every_call_sends_all_four_adobe_headers(connections: Any) -> None:
 
 
 def test_missing_sandbox_name_fails_before_any_request(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "no_sandbox", connections.url, base="adobe_offer_library_default",
-                             drop_extra=("sandbox_name",))
+    conn_id = set_connection(
+        monkeypatch, "no_sandbox", connections.url, base="adobe_offer_library_default", drop_extra=("sandbox_name",)
+    )
     with pytest.raises(ConfigurationError, match="sandbox_name"):
         OfferLibraryHook(conn_id).get_offer("fallbackOffer1234")
     assert connections.state.journal() == []
 
 
 def test_missing_org_fails_before_any_request(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "no_org", connections.url, base="adobe_offer_library_default",
-                             drop_extra=("ims_org_id",))
+    conn_id = set_connection(
+        monkeypatch, "no_org", connections.url, base="adobe_offer_library_default", drop_extra=("ims_org_id",)
+    )
     with pytest.raises(ConfigurationError, match="ims_org_id"):
         OfferLibraryHook(conn_id).get_offer("fallbackOffer1234")
     assert connections.state.journal() == []
@@ -117,8 +120,13 @@ def test_404_is_parsed_from_the_error_code_shape(connections: Any) -> None:
 
 
 def test_403_is_parsed_from_the_rfc7807_shape(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "wrong_org", connections.url, base="adobe_offer_library_default",
-                             extra={"ims_org_id": "OTHER@AdobeOrg"})
+    conn_id = set_connection(
+        monkeypatch,
+        "wrong_org",
+        connections.url,
+        base="adobe_offer_library_default",
+        extra={"ims_org_id": "OTHER@AdobeOrg"},
+    )
     with pytest.raises(PermissionDeniedError) as info:
         OfferLibraryHook(conn_id).get_offer("fallbackOffer1234")
     error = info.value
@@ -128,8 +136,9 @@ def test_403_is_parsed_from_the_rfc7807_shape(connections: Any, monkeypatch: pyt
 
 
 def test_read_timeout_on_a_get_is_retried(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "short_timeout", connections.url, base="adobe_offer_library_default",
-                             extra={"timeout": 0.3})
+    conn_id = set_connection(
+        monkeypatch, "short_timeout", connections.url, base="adobe_offer_library_default", extra={"timeout": 0.3}
+    )
     hook = OfferLibraryHook(conn_id)
     hook.get_offer("fallbackOffer1234")  # token first, so the fault hits the GET
     connections.state.set_faults([{"route": "offer.get", "kind": "slow", "delay": 1.0, "count": 1}])
@@ -144,8 +153,13 @@ def test_unreachable_host_is_a_connection_error(connections: Any, monkeypatch: p
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    conn_id = set_connection(monkeypatch, "nowhere", f"http://127.0.0.1:{port}", base="adobe_offer_library_default",
-                             extra={"max_attempts": 2})
+    conn_id = set_connection(
+        monkeypatch,
+        "nowhere",
+        f"http://127.0.0.1:{port}",
+        base="adobe_offer_library_default",
+        extra={"max_attempts": 2},
+    )
     with pytest.raises(ApiConnectionError) as info:
         OfferLibraryHook(conn_id).get_offer("fallbackOffer1234")
     assert info.value.request_sent is False and "2 attempt" in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -122,10 +123,15 @@ def test_desired_profile_state_with_array_removals(connections: Any) -> None:
 class RacingOfferOperator(FallbackOfferPatchOperator):
     """Someone else renames the offer between our read and our patch."""
 
-    def read_current(self) -> dict[str, Any]:
-        current = super().read_current()
-        OfferLibraryHook().patch_offer(self.offer_id, [{"op": "replace", "path": "/name", "value": "Theirs"}])
-        return current
+    def resource(self) -> Any:
+        resource = super().resource()
+
+        def read_then_race() -> dict[str, Any]:
+            current = resource.read()
+            OfferLibraryHook().patch_offer(self.offer_id, [{"op": "replace", "path": "/name", "value": "Theirs"}])
+            return current
+
+        return dataclasses.replace(resource, read=read_then_race)
 
 
 def test_guard_catches_a_concurrent_change_instead_of_overwriting(connections: Any) -> None:
@@ -163,7 +169,12 @@ def test_template_fields() -> None:
 
 
 def test_wait_for_completion_on_the_worker(connections: Any) -> None:
-    result = profile_op(patch=[{"op": "replace", "path": "/DefaultLocale", "value": "it-IT"}],
-                        wait_for_completion=True, deferrable=False, poll_interval=0.1, wait_timeout=10).execute({})
+    result = profile_op(
+        patch=[{"op": "replace", "path": "/DefaultLocale", "value": "it-IT"}],
+        wait_for_completion=True,
+        deferrable=False,
+        poll_interval=0.1,
+        wait_timeout=10,
+    ).execute({})
     assert result["profile"]["UpdateStatus"] == "Complete"
     assert len(journal(connections, "profile.get")) >= 2

@@ -21,15 +21,27 @@ from airflow_provider_prefs.patching import (
 )
 
 OFFER: dict[str, Any] = {
-    "id": "o1", "etag": 3, "lastModifiedDate": "2024-01-01T00:00:00.000Z",
-    "name": "Old", "description": "d", "status": "approved", "labels": ["a"],
+    "id": "o1",
+    "etag": 3,
+    "lastModifiedDate": "2024-01-01T00:00:00.000Z",
+    "name": "Old",
+    "description": "d",
+    "status": "approved",
+    "labels": ["a"],
     "representations": [{"channel": "web", "placement": "p1", "components": [{"type": "text", "content": "hi"}]}],
 }
 PROFILE: dict[str, Any] = {
-    "ProfileId": 7, "UpdateStatus": "Complete", "Edited": {"Date": "x", "By": "y"}, "IsActive": True,
+    "ProfileId": 7,
+    "UpdateStatus": "Complete",
+    "Edited": {"Date": "x", "By": "y"},
+    "IsActive": True,
     "CustomerName": {"FirstName": "Ada", "LastName": "Lovelace"},
-    "CustomFields": [{"Name": "a", "Value": "1"}, {"Name": "b", "Value": "2"}, {"Name": "c", "Value": "3"},
-                     {"Name": "d", "Value": "4"}],
+    "CustomFields": [
+        {"Name": "a", "Value": "1"},
+        {"Name": "b", "Value": "2"},
+        {"Name": "c", "Value": "3"},
+        {"Name": "d", "Value": "4"},
+    ],
 }
 
 SAMPLE_OPS = {

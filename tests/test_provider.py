@@ -17,7 +17,9 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 def test_entry_point_is_registered() -> None:
-    points = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_prefs")]
+    points = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_prefs")
+    ]
     assert [ep.load()()["package-name"] for ep in points] == ["airflow-provider-prefs"]
 
 
@@ -30,9 +32,10 @@ def test_provider_info_matches_airflows_schema() -> None:
 
 
 def test_airflow_cli_lists_both_connection_types() -> None:
-    out = subprocess.run([AIRFLOW, "providers", "hooks", "--output", "json"], capture_output=True, text=True,
-                         check=True, env=os.environ).stdout
-    hooks = {row["connection_type"]: row for row in json.loads(out[out.index("["):])}
+    out = subprocess.run(
+        [AIRFLOW, "providers", "hooks", "--output", "json"], capture_output=True, text=True, check=True, env=os.environ
+    ).stdout
+    hooks = {row["connection_type"]: row for row in json.loads(out[out.index("[") :])}
     assert hooks["adobe_offer_library"]["class"] == "airflow_provider_prefs.hooks.offer_library.OfferLibraryHook"
     assert hooks["mypreferences"]["class"] == "airflow_provider_prefs.hooks.mypreferences.MyPreferencesHook"
     assert hooks["mypreferences"]["package_name"] == "airflow-provider-prefs"

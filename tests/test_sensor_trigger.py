@@ -58,14 +58,16 @@ def test_reschedule_mode_reschedules_then_completes(connections: Any) -> None:
 
 def test_missing_profile_fails_instead_of_waiting(connections: Any) -> None:
     with pytest.raises(AirflowFailException, match="404"):
-        ProfileUpdateStatusSensor(task_id="w", alternate_id="ghost@example.com", alternate_id_type="Email",
-                                  poke_interval=0.1, timeout=5).execute({})
+        ProfileUpdateStatusSensor(
+            task_id="w", alternate_id="ghost@example.com", alternate_id_type="Email", poke_interval=0.1, timeout=5
+        ).execute({})
     assert len(journal(connections, "profile.get")) == 1
 
 
 def test_bad_credentials_fail_instead_of_waiting(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = set_connection(monkeypatch, "mp_wrong", connections.url, base="mypreferences_default",
-                             password="definitely-wrong-token")
+    conn_id = set_connection(
+        monkeypatch, "mp_wrong", connections.url, base="mypreferences_default", password="definitely-wrong-token"
+    )
     with pytest.raises(AirflowFailException, match="401"):
         sensor(conn_id=conn_id, poke_interval=0.1, timeout=5).execute({})
 
@@ -73,7 +75,8 @@ def test_bad_credentials_fail_instead_of_waiting(connections: Any, monkeypatch: 
 def test_unknown_status_fails(connections: Any) -> None:
     connections.state.profile("DEMO", "Ada@Example.com", "Email")  # exists
     connections.state.set_profile_status("DEMO", "Ada@Example.com", "Email", "Archived") if hasattr(
-        connections.state, "set_profile_status") else pytest.skip("sandbox cannot force a status")
+        connections.state, "set_profile_status"
+    ) else pytest.skip("sandbox cannot force a status")
     with pytest.raises(AirflowFailException, match="UpdateStatus 'Archived'"):
         sensor(poke_interval=0.1, timeout=5).execute({})
 
@@ -109,8 +112,11 @@ def test_trigger_times_out_at_the_deadline(connections: Any) -> None:
 
 
 def test_trigger_reports_errors(connections: Any) -> None:
-    [event] = run_trigger(ProfileUpdateStatusTrigger(alternate_id="ghost@example.com", alternate_id_type="Email",
-                                                     deadline=time.time() + 5, poll_interval=0.1))
+    [event] = run_trigger(
+        ProfileUpdateStatusTrigger(
+            alternate_id="ghost@example.com", alternate_id_type="Email", deadline=time.time() + 5, poll_interval=0.1
+        )
+    )
     assert event["status"] == "error" and "404" in event["message"]
 
 
@@ -143,8 +149,15 @@ def test_operator_patch_then_deferred_wait(connections: Any) -> None:
     from airflow.sdk.exceptions import TaskDeferred
 
     connections.state.set_config(pending_delay=0.3)
-    task = ProfilePatchOperator(task_id="p", **ADA, patch=[{"op": "replace", "path": "/CustomerType", "value": "Retail"}],
-                                wait_for_completion=True, deferrable=True, poll_interval=0.1, wait_timeout=30)
+    task = ProfilePatchOperator(
+        task_id="p",
+        **ADA,
+        patch=[{"op": "replace", "path": "/CustomerType", "value": "Retail"}],
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=0.1,
+        wait_timeout=30,
+    )
     with pytest.raises(TaskDeferred) as deferred:
         task.execute({})
     kwargs = deferred.value.kwargs

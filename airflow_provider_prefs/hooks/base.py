@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,8 +21,10 @@ from airflow_provider_prefs.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.auth import TokenProvider
+    from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.exactly_once import PatchResult
     from airflow_provider_prefs.http_client import ApiClient, ApiRequest, ClientSettings
+    from airflow_provider_prefs.models import BulkReport, PatchOutcome
     from airflow_provider_prefs.patching import Patch, PatchRules
 
 
@@ -192,6 +194,41 @@ class PrefsApiHook(BaseHook):
                 f"(test {failed['path']} expected {failed['value']!r}). Nothing was applied; "
                 "re-run to patch the current state."
             ) from exc
+
+    def bulk_apply(
+        self,
+        items: Iterable[Any],
+        resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]],
+        *,
+        max_concurrency: int = 8,
+        dry_run: bool = False,
+    ) -> BulkReport:
+        """Apply many changes over this hook's one session; failures are recorded, never skipped.
+
+        ``resource_of`` turns one input item into the resource and its ``patch``/``desired`` change.
+        Concurrency is capped at the connection pool size so no connection is opened and dropped.
+        """
+        from airflow_provider_prefs.bulk import failed_outcome, run_bulk
+        from airflow_provider_prefs.changes import apply_change
+
+        if max_concurrency > self.transport.pool_size:
+            self.log.warning(
+                "max_concurrency %d capped to the connection pool size %d (pool_size extra)",
+                max_concurrency,
+                self.transport.pool_size,
+            )
+            max_concurrency = self.transport.pool_size
+
+        def handle(item: Any) -> PatchOutcome:
+            target = f"item {item!r}"[:200]
+            try:
+                resource, change = resource_of(item)
+                target = resource.target
+                return apply_change(resource, patch=change.get("patch"), desired=change.get("desired"), dry_run=dry_run)
+            except PrefsError as exc:
+                return failed_outcome(target, exc)
+
+        return run_bulk(items, handle, max_concurrency=max_concurrency)
 
     def probe(self) -> str:
         """A cheap read-only call proving the connection works; returns what it showed."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Iterable
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -28,6 +29,10 @@ from airflow_provider_prefs.provider_info import (
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_prefs.changes import Resource
+    from airflow_provider_prefs.models import BulkReport
 
 ENVIRONMENT_URLS = {"production": MYPREFERENCES_PRODUCTION_URL, "staging": MYPREFERENCES_STAGING_URL}
 
@@ -179,6 +184,48 @@ class MyPreferencesHook(PrefsApiHook):
         ops = validate_patch(patch, self.patch_rules)
         request = self.settings.profile_request("PATCH", alternate_id, alternate_id_type, ops)
         return self.send_patch(request, ops, read=lambda: self.get_profile(alternate_id, alternate_id_type), base=base)
+
+    def profile(self, alternate_id: str, alternate_id_type: str) -> Resource:
+        """The profile as a :class:`~airflow_provider_prefs.changes.Resource` for :func:`apply_change`."""
+        from airflow_provider_prefs.changes import Resource
+        from airflow_provider_prefs.models import profile_summary
+
+        require_id(alternate_id, "alternate_id")
+        require_id(alternate_id_type, "alternate_id_type")
+        target = f"profile {alternate_id_type}:{alternate_id!r}"
+        return Resource(
+            target=target,
+            rules=self.patch_rules,
+            read=lambda: self.get_profile(alternate_id, alternate_id_type),
+            patch=lambda ops, base: self.patch_profile(alternate_id, alternate_id_type, ops, base=base),
+            summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
+        )
+
+    def bulk_patch_profiles(
+        self,
+        items: Iterable[Any],
+        *,
+        alternate_id_type: str | None = None,
+        max_concurrency: int = 8,
+        dry_run: bool = False,
+    ) -> BulkReport:
+        """Patch many profiles concurrently over one session.
+
+        :param items: ``(alternate_id, patch)`` pairs (with ``alternate_id_type`` given here),
+            ``(alternate_id, alternate_id_type, patch)`` triples, or dicts with ``alternate_id``,
+            optional ``alternate_id_type`` and ``patch`` or ``desired``; consumed lazily.
+        :return: counts of applied / unchanged / failed, with the failures' reasons.
+        """
+
+        def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
+            if isinstance(item, dict):
+                id_type = item.get("alternate_id_type") or alternate_id_type
+                return self.profile(item.get("alternate_id"), id_type), item  # type: ignore[arg-type]
+            if len(item) == 3:
+                return self.profile(item[0], item[1]), {"patch": item[2]}
+            return self.profile(item[0], alternate_id_type), {"patch": item[1]}  # type: ignore[arg-type]
+
+        return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run)
 
     def probe(self) -> str:
         """Authenticate and look up a probe profile; a 404 for it still proves the credentials."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -24,6 +25,10 @@ from airflow_provider_prefs.provider_info import (
     DEFAULT_PLATFORM_URL,
     DEFAULT_SCOPES,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_prefs.changes import Resource
+    from airflow_provider_prefs.models import BulkReport
 
 FALLBACK = {"offer-type": "fallback"}
 
@@ -137,6 +142,36 @@ class OfferLibraryHook(PrefsApiHook):
             resends_safely=False,
         )
         return self.send_patch(request, ops, read=lambda: self.get_offer(offer_id), base=base)
+
+    def offer(self, offer_id: str) -> Resource:
+        """The offer as a :class:`~airflow_provider_prefs.changes.Resource` for :func:`apply_change`."""
+        from airflow_provider_prefs.changes import Resource
+        from airflow_provider_prefs.models import OfferMetadata
+
+        require_id(offer_id, "offer_id")
+        return Resource(
+            target=f"offer {offer_id!r}",
+            rules=self.patch_rules,
+            read=lambda: self.get_offer(offer_id),
+            patch=lambda ops, base: self.patch_offer(offer_id, ops, base=base),
+            summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
+        )
+
+    def bulk_patch_offers(self, items: Iterable[Any], *, max_concurrency: int = 8, dry_run: bool = False) -> BulkReport:
+        """Patch many offers concurrently over one session.
+
+        :param items: ``(offer_id, patch)`` pairs or ``{"offer_id", "patch" | "desired"}`` dicts,
+            consumed lazily (a generator over a file is fine).
+        :return: counts of applied / unchanged / failed, with the failures' reasons.
+        """
+
+        def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
+            if isinstance(item, dict):
+                return self.offer(item.get("offer_id")), item  # type: ignore[arg-type]
+            offer_id, patch = item
+            return self.offer(offer_id), {"patch": patch}
+
+        return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run)
 
     def list_offers(self, *, limit: int = 10, name: str | None = None) -> dict[str, Any]:
         """One page of fallback offers (``results``, ``count``, ``total``, ``_links``)."""

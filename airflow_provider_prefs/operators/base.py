@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.exactly_once import PatchResult
+    from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.hooks.base import PrefsApiHook
-    from airflow_provider_prefs.models import PatchOutcome
-    from airflow_provider_prefs.patching import Patch, PatchRules
 
 
 class PatchOperatorBase(BaseOperator):
@@ -49,39 +47,23 @@ class PatchOperatorBase(BaseOperator):
         self.is_dry_run = dry_run
         self.transport = transport
 
-    # What each service fills in.
     def get_hook(self) -> PrefsApiHook:
         """The service hook for ``conn_id``."""
         raise NotImplementedError
 
-    @property
-    def target(self) -> str:
-        """How logs and errors name the resource, e.g. ``offer 'fallbackOffer1234'``."""
+    def resource(self) -> Resource:
+        """The offer or profile this task changes."""
         raise NotImplementedError
-
-    def read_current(self) -> dict[str, Any]:
-        """GET the resource."""
-        raise NotImplementedError
-
-    def send(self, ops: Patch, base: dict[str, Any] | None) -> PatchResult:
-        """PATCH the resource exactly once."""
-        raise NotImplementedError
-
-    def summarize(self, outcome: PatchOutcome, document: dict[str, Any]) -> PatchOutcome:
-        """Attach the service's small summary of ``document`` to ``outcome``."""
-        raise NotImplementedError
-
-    @property
-    def rules(self) -> PatchRules:
-        """The service's patch rules."""
-        return self.get_hook().patch_rules
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Plan, validate, preview or send; return the outcome summary (XCom)."""
+        """Plan or validate, then preview or send; return the outcome summary (XCom)."""
+        from airflow_provider_prefs.changes import apply_change
         from airflow_provider_prefs.errors import PrefsError
 
         try:
-            return self.run_patch().to_xcom()
+            outcome = apply_change(
+                self.resource(), patch=self.patch, desired=self.desired, dry_run=self.is_dry_run, log=self.log
+            )
         except PrefsError as exc:
             if exc.retryable:
                 raise
@@ -89,45 +71,4 @@ class PatchOperatorBase(BaseOperator):
             raise fail_task_exception()(str(exc)) from exc
         finally:
             self.get_hook().close()
-
-    def run_patch(self) -> PatchOutcome:
-        """The patch flow, without the Airflow error mapping (usable from other tasks too)."""
-        from airflow_provider_prefs.models import PatchOutcome
-        from airflow_provider_prefs.patching import plan_patch, render_preview, validate_patch
-
-        current: dict[str, Any] | None = None
-        if self.desired is not None:
-            current = self.read_current()
-            ops = plan_patch(current, _as_json(self.desired, "desired"), self.rules)
-            if not ops:
-                self.log.info("%s is already up to date; nothing sent", self.target)
-                return self.summarize(PatchOutcome(status="unchanged", target=self.target), current)
-        else:
-            ops = validate_patch(_as_json(self.patch, "patch"), self.rules)
-        self.log.info("%s: %d operation(s) to send: %s", self.target, len(ops), [op["op"] for op in ops])
-        if self.is_dry_run:
-            if current is None:
-                current = self.read_current()
-            self.log.info(
-                "Dry run, nothing sent. Preview for %s:\n%s", self.target, render_preview(current, ops, self.rules)
-            )
-            return self.summarize(PatchOutcome(status="dry_run", target=self.target, operations=len(ops)), current)
-        result = self.send(ops, current)
-        if result.reconciled:
-            self.log.warning("%s: the answer was lost; a re-read confirmed the patch was applied once", self.target)
-        outcome = PatchOutcome(status="applied", target=self.target, operations=len(ops), reconciled=result.reconciled)
-        return self.summarize(outcome, result.answer)
-
-
-def _as_json(value: Any, name: str) -> Any:
-    """Templated values arrive as JSON text unless the DAG renders native objects."""
-    if isinstance(value, str | bytes):
-        import json
-
-        from airflow_provider_prefs.errors import PatchValidationError
-
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise PatchValidationError(f"{name} is not valid JSON: {exc}") from exc
-    return value
+        return outcome.to_xcom()

@@ -12,10 +12,8 @@ from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.exactly_once import PatchResult
+    from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
-    from airflow_provider_prefs.models import PatchOutcome
-    from airflow_provider_prefs.patching import Patch
 
 
 def default_deferrable() -> bool:
@@ -88,19 +86,9 @@ class ProfilePatchOperator(PatchOperatorBase):
         """``profile <type>:'<id>'``."""
         return f"profile {self.alternate_id_type}:{self.alternate_id!r}"
 
-    def read_current(self) -> dict[str, Any]:
-        """GET the profile."""
-        return self.hook.get_profile(self.alternate_id, self.alternate_id_type)
-
-    def send(self, ops: Patch, base: dict[str, Any] | None) -> PatchResult:
-        """PATCH the profile exactly once."""
-        return self.hook.patch_profile(self.alternate_id, self.alternate_id_type, ops, base=base)
-
-    def summarize(self, outcome: PatchOutcome, document: dict[str, Any]) -> PatchOutcome:
-        """Attach ProfileId and UpdateStatus."""
-        from airflow_provider_prefs.models import profile_summary
-
-        return outcome.model_copy(update={"profile": profile_summary(document, self.target)})
+    def resource(self) -> Resource:
+        """The profile ``alternate_id_type:alternate_id``."""
+        return self.hook.profile(self.alternate_id, self.alternate_id_type)
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Patch, then (optionally) wait for ``UpdateStatus == Complete``."""

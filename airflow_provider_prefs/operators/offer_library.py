@@ -10,10 +10,8 @@ from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.exactly_once import PatchResult
+    from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
-    from airflow_provider_prefs.models import PatchOutcome
-    from airflow_provider_prefs.patching import Patch
 
 
 class FallbackOfferPatchOperator(PatchOperatorBase):
@@ -44,21 +42,6 @@ class FallbackOfferPatchOperator(PatchOperatorBase):
         """The Offer Library hook."""
         return self.hook
 
-    @property
-    def target(self) -> str:
-        """``offer '<id>'``."""
-        return f"offer {self.offer_id!r}"
-
-    def read_current(self) -> dict[str, Any]:
-        """GET the offer."""
-        return self.hook.get_offer(self.offer_id)
-
-    def send(self, ops: Patch, base: dict[str, Any] | None) -> PatchResult:
-        """PATCH the offer exactly once."""
-        return self.hook.patch_offer(self.offer_id, ops, base=base)
-
-    def summarize(self, outcome: PatchOutcome, document: dict[str, Any]) -> PatchOutcome:
-        """Attach the offer metadata (id, etag, lastModifiedDate...)."""
-        from airflow_provider_prefs.models import OfferMetadata
-
-        return outcome.model_copy(update={"offer": OfferMetadata.model_validate(document)})
+    def resource(self) -> Resource:
+        """The fallback offer ``offer_id``."""
+        return self.hook.offer(self.offer_id)
