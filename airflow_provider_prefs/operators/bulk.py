@@ -37,7 +37,7 @@ def iter_items(items: Any) -> Iterator[Any]:
 
 
 class BulkPatchOperatorBase(BaseOperator):
-    """Shared base of the bulk operators; use :class:`BulkProfilePatchOperator` or :class:`BulkFallbackOfferPatchOperator`.
+    """Shared base of the bulk operators (see BulkProfilePatchOperator, BulkFallbackOfferPatchOperator).
 
     Every item is attempted; at the end the task fails (without retries, since a retry would resend
     the items that did apply) if any item failed, listing what failed and why. The report
