@@ -1,0 +1,85 @@
+"""The example DAGs run end to end in real Airflow (`airflow dags test`) against the sandbox.
+
+Also the secrets check: with known credentials, nothing secret may appear in the task logs, the
+command output, XCom or rendered template fields (all of which live in AIRFLOW_HOME).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FAST_TRANSPORT
+
+from airflow_provider_prefs.sandbox.connections import (
+    ADOBE_CLIENT_SECRET,
+    MP_OAUTH_CLIENT_SECRET,
+    MP_STATIC_TOKEN,
+    airflow_conn_env,
+)
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+EXAMPLES = ["scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch"]
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {**os.environ, "AIRFLOW_HOME": str(home)}
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
+    return home
+
+
+def run_dag(dag_id: str, home: Path, sandbox: Any, **conn_overrides: Any) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        **airflow_conn_env(sandbox.url, **{**FAST_TRANSPORT, **conn_overrides}),
+    }
+    return subprocess.run(
+        [AIRFLOW, "dags", "test", dag_id, "2026-11-25"], env=env, capture_output=True, text=True, timeout=240
+    )
+
+
+def finished_state(output: str) -> str:
+    lines = [line for line in output.splitlines() if "DagRun Finished" in line]
+    assert lines, output[-3000:]
+    return lines[-1].split("state=", 1)[1].split(",", 1)[0]
+
+
+@pytest.mark.parametrize("dag_id", EXAMPLES)
+def test_example_dag_succeeds(dag_id: str, airflow_home: Path, sandbox: Any) -> None:
+    result = run_dag(dag_id, airflow_home, sandbox)
+    assert result.returncode == 0 and finished_state(result.stdout + result.stderr) == "success", (
+        result.stdout[-4000:] + result.stderr[-4000:]
+    )
+    routes = [e["route"] for e in sandbox.state.journal()]
+    if dag_id == "scheduled_offer_refresh":
+        assert routes.count("offer.patch") == 2
+        offer = sandbox.state.offer("dev", "fallbackOffer1234")
+        assert offer["name"] == "Seasonal fallback 2026-11-25"  # Jinja rendered in `desired`
+        assert offer["representations"][0]["components"][0]["deliveryURL"].endswith("/20261125.png")
+    elif dag_id == "profile_preferences_sync":
+        profile = sandbox.state.profile("DEMO", "Ada@Example.com", "Email")
+        assert profile["DefaultLocale"] == "en-GB"  # from the upstream task's XCom
+        assert routes.count("profile.patch") == 1
+    else:
+        assert routes.count("profile.patch") == 3
+
+
+def test_no_secret_leaks_into_logs_xcom_or_rendered_fields(airflow_home: Path, sandbox: Any) -> None:
+    outputs = [run_dag(dag_id, airflow_home, sandbox) for dag_id in EXAMPLES]
+    outputs.append(run_dag("profile_preferences_sync", airflow_home, sandbox))
+    secrets = {ADOBE_CLIENT_SECRET, MP_OAUTH_CLIENT_SECRET, MP_STATIC_TOKEN, *sandbox.state.issued_tokens()}
+    assert len(secrets) >= 4  # at least one IMS token was issued and is checked too
+    haystacks: dict[str, bytes] = {f"output of run {i}": (o.stdout + o.stderr).encode() for i, o in enumerate(outputs)}
+    for path in airflow_home.rglob("*"):
+        if path.is_file():  # task logs, and the SQLite DB holding XCom and rendered template fields
+            haystacks[str(path)] = path.read_bytes()
+    assert any(b"rendered_task_instance_fields" in data for data in haystacks.values())
+    leaks = [(where, secret) for where, data in haystacks.items() for secret in secrets if secret.encode() in data]
+    assert leaks == []
