@@ -101,6 +101,41 @@ class Attempts:
         return delay
 
 
+class RetryLoop:
+    """Bookkeeping of one request's tries, shared by the sync and async clients."""
+
+    def __init__(self, request: ApiRequest, policy: RetryPolicy, auth: TokenProvider | None) -> None:
+        self.request = request
+        self.auth = auth if request.authenticated else None
+        self.attempts = Attempts(policy)
+        self.refreshed = False
+
+    def next(self, outcome: Outcome) -> Decision:
+        """Count the attempt that produced ``outcome`` and decide what comes next."""
+        self.attempts.count += 1
+        can_refresh = bool(self.auth and self.auth.refreshable) and not self.refreshed
+        decision = decide(self.request, outcome, self.attempts, can_refresh=can_refresh)
+        if decision.kind == "refresh":
+            assert self.auth is not None
+            log.info("%s: HTTP 401, fetching a new token and resending once", self.request.action)
+            self.auth.invalidate()
+            self.refreshed = True
+            self.attempts.count -= 1  # the rejected try does not use up the retry budget
+        elif decision.kind == "retry":
+            log.warning(
+                "%s: attempt %d/%d got %s; retrying in %.2fs",
+                self.request.action,
+                self.attempts.count,
+                self.attempts.policy.max_attempts,
+                outcome.failure or f"HTTP {outcome.status}",
+                decision.delay,
+            )
+        elif decision.kind == "raise":
+            assert decision.error is not None
+            raise decision.error
+        return decision
+
+
 def decide(request: ApiRequest, outcome: Outcome, attempts: Attempts, *, can_refresh: bool) -> Decision:
     """The retry rules for both clients (see the module docstring)."""
     action = request.action
@@ -236,40 +271,19 @@ class ApiClient:
 
     def send(self, request: ApiRequest) -> Any:
         """Send with retries; return the parsed JSON answer or raise a :class:`PrefsError`."""
-        attempts = Attempts(self.settings.policy)
-        refreshed = False
+        loop = RetryLoop(request, self.settings.policy, self.auth)
         while True:
             self.gate.wait()
             headers = {}
-            if request.authenticated and self.auth is not None:
-                headers["Authorization"] = self.auth.authorization(self.fetch_token)
-            attempts.count += 1
+            if loop.auth is not None:
+                headers["Authorization"] = loop.auth.authorization(self.fetch_token)
             outcome = self._attempt(request, headers)
-            can_refresh = bool(request.authenticated and self.auth and self.auth.refreshable) and not refreshed
-            decision = decide(request, outcome, attempts, can_refresh=can_refresh)
+            decision = loop.next(outcome)
             if decision.kind == "return":
                 return parse_body(request, outcome)
-            if decision.kind == "refresh":
-                assert self.auth is not None
-                log.info("%s: HTTP 401, fetching a new token and resending once", request.action)
-                self.auth.invalidate()
-                refreshed = True
-                attempts.count -= 1
-                continue
-            if decision.kind == "raise":
-                assert decision.error is not None
-                raise decision.error
-            log.warning(
-                "%s: attempt %d/%d got %s; retrying in %.2fs",
-                request.action,
-                attempts.count,
-                attempts.policy.max_attempts,
-                outcome.failure or f"HTTP {outcome.status}",
-                decision.delay,
-            )
             if decision.pause_everyone:
                 self.gate.pause(decision.delay)
-            else:
+            elif decision.delay:
                 time.sleep(decision.delay)
 
     def _attempt(self, request: ApiRequest, headers: dict[str, str]) -> Outcome:
@@ -389,35 +403,17 @@ class AsyncApiClient:
         """Send with the same retry rules as the sync client."""
         import asyncio
 
-        attempts = Attempts(self.settings.policy)
-        refreshed = False
+        loop = RetryLoop(request, self.settings.policy, self.auth)
         while True:
             headers = {}
-            if request.authenticated and self.auth is not None:
-                headers["Authorization"] = await self.auth.aauthorization(self.fetch_token)
-            attempts.count += 1
+            if loop.auth is not None:
+                headers["Authorization"] = await loop.auth.aauthorization(self.fetch_token)
             outcome = await self._attempt(request, headers)
-            can_refresh = bool(request.authenticated and self.auth and self.auth.refreshable) and not refreshed
-            decision = decide(request, outcome, attempts, can_refresh=can_refresh)
+            decision = loop.next(outcome)
             if decision.kind == "return":
                 return parse_body(request, outcome)
-            if decision.kind == "refresh":
-                assert self.auth is not None
-                self.auth.invalidate()
-                refreshed = True
-                attempts.count -= 1
-                continue
-            if decision.kind == "raise":
-                assert decision.error is not None
-                raise decision.error
-            log.warning(
-                "%s: attempt %d got %s; retrying in %.2fs",
-                request.action,
-                attempts.count,
-                outcome.failure or f"HTTP {outcome.status}",
-                decision.delay,
-            )
-            await asyncio.sleep(decision.delay)
+            if decision.delay:
+                await asyncio.sleep(decision.delay)
 
     async def _attempt(self, request: ApiRequest, headers: dict[str, str]) -> Outcome:
         import httpx
