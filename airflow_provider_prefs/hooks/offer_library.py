@@ -71,6 +71,13 @@ class OfferLibraryHook(PrefsApiHook):
     version_key = "etag"
 
     @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra form fields for Airflow before 3.2 (newer versions read ``conn-fields``)."""
+        from airflow_provider_prefs.provider_info import connection_form_widgets
+
+        return connection_form_widgets(cls.conn_type)
+
+    @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Form behaviour for Airflow versions that read it from the hook."""
         from airflow_provider_prefs.provider_info import ui_field_behaviour
