@@ -55,7 +55,7 @@ def test_hook_bulk_reports_each_item(connections: Any) -> None:
     hook = MyPreferencesHook()
     items = [
         (EMAILS[0], [{"op": "replace", "path": "/CustomerType", "value": "Commercial"}]),
-        {"alternate_id": EMAILS[1], "desired": {"CustomerType": "Commercial"}},
+        {"alternate_id": EMAILS[1], "desired": {"CustomerType": "Marketing"}},
         {"alternate_id": EMAILS[2], "desired": {}},  # nothing to change
         ("nobody@example.com", [{"op": "replace", "path": "/CustomerType", "value": "Commercial"}]),
         (EMAILS[0], [{"op": "move", "from": "/CustomerType", "path": "/DefaultLocale"}]),

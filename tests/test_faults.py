@@ -10,6 +10,7 @@ journal show directly whether anything was lost or applied twice.
 from __future__ import annotations
 
 import collections
+import time
 from typing import Any
 
 import pytest
@@ -69,6 +70,7 @@ def test_every_patch_applied_exactly_once_under_faults(sandbox: Any, monkeypatch
             reconciled += result.reconciled
             sent += 1
     sandbox.state.set_faults([])
+    time.sleep(0.8)  # a slow answer the client gave up on is journaled when the server finishes it
 
     entries = sandbox.state.journal()
     patch_calls = [e for e in entries if e["route"] in ("offer.patch", "profile.patch")]
@@ -124,7 +126,8 @@ def test_a_guarded_patch_is_resent_safely_after_a_lost_answer(connections: Any) 
     assert result.reconciled
     assert connections.state.offer("dev", "fallbackOffer1234")["labels"].count("guarded") == 1
     # No pre-read was needed: the guard itself makes the resend safe.
-    assert [e["route"] for e in connections.state.journal()][:2] == ["offer.get", "offer.patch"]
+    routes = [e["route"] for e in connections.state.journal() if e["route"] != "ims.token"]
+    assert routes[:2] == ["offer.get", "offer.patch"]
 
 
 def test_concurrent_change_after_a_lost_answer_is_reported_not_guessed(connections: Any) -> None:
@@ -140,8 +143,6 @@ def test_concurrent_change_after_a_lost_answer_is_reported_not_guessed(connectio
 
 
 def test_429_retry_after_is_honoured(connections: Any) -> None:
-    import time
-
     hook = MyPreferencesHook()
     connections.state.set_faults([{"route": "profile.patch", "kind": "429", "retry_after": 1, "count": 1}])
     start = time.monotonic()

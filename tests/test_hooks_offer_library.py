@@ -101,8 +101,8 @@ def test_odd_ids_are_encoded_not_injected(connections: Any) -> None:
     offer = OfferLibraryHook().get_offer(ODD_ID)
     assert offer["id"] == ODD_ID
     entry = connections.state.journal()[-1]
-    assert entry["path"].endswith("/offers/odd%2Fid%20with%20space%3F%23%25") or ODD_ID in entry["path"]
-    assert entry["query"].get("offer-type") == "fallback" if isinstance(entry["query"], dict) else True
+    assert entry["raw_path"] == "/data/core/dps/offers/odd%2Fid%20with%20space%3F%23%25"
+    assert entry["query"] == {"offer-type": "fallback"}
 
 
 @pytest.mark.parametrize("bad_id", ["", "   ", None])
@@ -142,9 +142,12 @@ def test_read_timeout_on_a_get_is_retried(connections: Any, monkeypatch: pytest.
     hook = OfferLibraryHook(conn_id)
     hook.get_offer("fallbackOffer1234")  # token first, so the fault hits the GET
     connections.state.set_faults([{"route": "offer.get", "kind": "slow", "delay": 1.0, "count": 1}])
+    started = time.monotonic()
     assert hook.get_offer("fallbackOffer1234")["id"] == "fallbackOffer1234"
+    assert time.monotonic() - started < 0.9  # gave up on the slow answer instead of waiting for it
+    time.sleep(1.0)  # the slow answer is journaled once the server finishes it
     gets = [e for e in connections.state.journal() if e["route"] == "offer.get"]
-    assert len(gets) == 3 and gets[1]["fault"] == "slow"
+    assert len(gets) == 3 and [g["fault"] for g in gets].count("slow") == 1
 
 
 def test_unreachable_host_is_a_connection_error(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from typing import Any
 
 import pytest
@@ -102,13 +101,12 @@ def test_desired_state_sends_the_minimal_guarded_patch(connections: Any) -> None
     ]
 
 
-def test_desired_state_already_matching_sends_nothing(connections: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_desired_state_already_matching_sends_nothing(connections: Any, capsys: pytest.CaptureFixture[str]) -> None:
     current = OfferLibraryHook().get_offer("fallbackOffer1234")
-    with caplog.at_level(logging.INFO):
-        result = offer_op(desired={"name": current["name"]}).execute({})
+    result = offer_op(desired={"name": current["name"]}).execute({})
     assert result["status"] == "unchanged" and result["operations"] == 0
     assert journal(connections, "offer.patch") == []
-    assert "already up to date" in caplog.text
+    assert "already up to date" in capsys.readouterr().out
 
 
 def test_desired_profile_state_with_array_removals(connections: Any) -> None:
@@ -141,13 +139,12 @@ def test_guard_catches_a_concurrent_change_instead_of_overwriting(connections: A
     assert connections.state.offer("dev", "fallbackOffer1234")["name"] == "Theirs"
 
 
-def test_dry_run_sends_no_change_and_logs_a_diff(connections: Any, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO):
-        result = offer_op(patch=[{"op": "replace", "path": "/name", "value": "Preview"}], dry_run=True).execute({})
+def test_dry_run_sends_no_change_and_logs_a_diff(connections: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    result = offer_op(patch=[{"op": "replace", "path": "/name", "value": "Preview"}], dry_run=True).execute({})
     assert result["status"] == "dry_run"
     assert journal(connections, "offer.patch") == []
     assert [e["method"] for e in connections.state.journal() if e["route"].startswith("offer")] == ["GET"]
-    assert '+  "name": "Preview",' in caplog.text
+    assert '+  "name": "Preview",' in capsys.readouterr().out
     assert connections.state.offer("dev", "fallbackOffer1234")["name"] != "Preview"
 
 

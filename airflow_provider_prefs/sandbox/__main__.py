@@ -1,0 +1,44 @@
+"""``python -m airflow_provider_prefs.sandbox``: serve both vendor APIs locally until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+from airflow_provider_prefs.sandbox.server import _uvicorn_server, bind
+from airflow_provider_prefs.sandbox.state import SandboxState
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and serve in the foreground (SIGTERM/SIGINT stop it cleanly)."""
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_prefs.sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--seed", type=Path, help="JSON seed file (default: the bundled seed.json)")
+    parser.add_argument("--pending-delay", type=float, default=2.0, help="seconds a profile stays 'Pending Update'")
+    parser.add_argument("--token-lifetime", type=int, default=3600, help="seconds an issued token is valid")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    args = parser.parse_args(argv)
+
+    state = SandboxState(args.seed, pending_delay=args.pending_delay, token_lifetime=args.token_lifetime)
+    sock = bind(args.host, args.port)
+    port = sock.getsockname()[1]
+    server = _uvicorn_server(state)
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.01)
+        if server.started:
+            if args.port_file:
+                args.port_file.write_text(str(port))
+            print(f"sandbox listening on http://{args.host}:{port}", flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
