@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 import time
 from pathlib import Path
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sandbox listening on http://{args.host}:{port}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that
+    # was there before it; a no-op handler makes that a clean exit (status 0) instead of a kill.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     server.run(sockets=[sock])
     return 0
 
