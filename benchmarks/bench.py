@@ -53,31 +53,19 @@ def reset_peak_rss() -> None:
 
 def make_seed(path: Path, profiles: int) -> None:
     """The default seed plus ``profiles`` generated profiles for client DEMO (bench-<n>@example.com)."""
-    from airflow_provider_prefs.sandbox.seed import default_seed_data
+    from airflow_provider_prefs.sandbox.seed import add_seed_profile, default_seed_data, iter_seed_profiles
 
     seed = default_seed_data()
-    template = dict(next(iter(seed_profiles(seed))))
+    template = dict(next(iter_seed_profiles(seed, "DEMO")))
     for n in range(profiles):
-        add_seed_profile(seed, f"bench-{n}@example.com", "Email", {**template, "ProfileId": 900000 + n})
+        add_seed_profile(seed, "DEMO", f"bench-{n}@example.com", "Email", {**template, "ProfileId": 900000 + n})
     path.write_text(json.dumps(seed))
-
-
-def seed_profiles(seed: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    from airflow_provider_prefs.sandbox.seed import iter_seed_profiles
-
-    yield from iter_seed_profiles(seed, "DEMO")
-
-
-def add_seed_profile(seed: dict[str, Any], alternate_id: str, id_type: str, profile: dict[str, Any]) -> None:
-    from airflow_provider_prefs.sandbox.seed import add_seed_profile as add
-
-    add(seed, "DEMO", alternate_id, id_type, profile)
 
 
 class Sandbox:
     """The sandbox in its own process."""
 
-    def __init__(self, seed: Path, pending_delay: float) -> None:
+    def __init__(self, seed: Path, pending_delay: float, tls: tuple[str, str] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="prefs-bench-"))
         port_file = self.dir / "port"
         self.process = subprocess.Popen(
@@ -93,6 +81,7 @@ class Sandbox:
                 str(seed),
                 "--pending-delay",
                 str(pending_delay),
+                *(["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []),
             ],
             stdout=(self.dir / "log").open("wb"),
             stderr=subprocess.STDOUT,
@@ -102,12 +91,13 @@ class Sandbox:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"sandbox did not start: {(self.dir / 'log').read_text()}")
             time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port_file.read_text().strip()}"
+        self.verify: bool | str = tls[0] if tls else True
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         import requests
 
-        answer = requests.request(method, f"{self.url}/_sandbox/{path}", json=body, timeout=60)
+        answer = requests.request(method, f"{self.url}/_sandbox/{path}", json=body, timeout=60, verify=self.verify)
         answer.raise_for_status()
         return answer.json() if answer.content else None
 
@@ -135,7 +125,48 @@ def best_of_rounds(rounds: int, runners: dict[str, Callable[[], float]]) -> dict
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def bench_patch_throughput(sandbox: Sandbox, patches: int, rounds: int) -> None:
+def point_airflow_at(sandbox: Sandbox) -> None:
+    from airflow_provider_prefs.sandbox.connections import airflow_conn_env
+
+    extras = {"ca_bundle": sandbox.verify} if isinstance(sandbox.verify, str) else {}
+    os.environ.update(airflow_conn_env(sandbox.url, **extras))
+    os.environ["AIRFLOW_CONN_BENCH_HTTP"] = json.dumps({"conn_type": "http", "host": sandbox.url + "/data/core/dps"})
+
+
+def self_signed_cert(directory: Path) -> tuple[str, str]:
+    """A throwaway certificate for 127.0.0.1 (the vendor APIs are HTTPS-only, so measure that too)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+def bench_patch_throughput(sandbox: Sandbox, patches: int, rounds: int, label: str) -> None:
     import requests
     from airflow.providers.http.hooks.http import HttpHook
 
@@ -151,6 +182,7 @@ def bench_patch_throughput(sandbox: Sandbox, patches: int, rounds: int) -> None:
         return [{"op": "replace", "path": "/description", "value": f"bench {i}"}]
 
     raw = requests.Session()
+    raw.verify = sandbox.verify
 
     def raw_patch(i: int) -> None:
         answer = raw.patch(url, params={"offer-type": "fallback"}, json=body(i), headers=headers, timeout=30)
@@ -164,7 +196,9 @@ def bench_patch_throughput(sandbox: Sandbox, patches: int, rounds: int) -> None:
     endpoint = url.split("/data/core/dps", 1)[1]
 
     def http_hook_patch(i: int) -> None:
-        http_hook.run(endpoint + "?offer-type=fallback", json=body(i), headers=headers).json()
+        http_hook.run(
+            endpoint + "?offer-type=fallback", json=body(i), headers=headers, extra_options={"verify": sandbox.verify}
+        ).json()
 
     per_round = max(1, patches // rounds)
     rates = best_of_rounds(
@@ -209,8 +243,8 @@ def bench_patch_throughput(sandbox: Sandbox, patches: int, rounds: int) -> None:
 
 CEILING_CLIENT = """
 import sys, time, requests, json
-url, headers, seconds = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
-s = requests.Session(); n = 0; end = time.perf_counter() + seconds
+url, headers, seconds, verify = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])
+s = requests.Session(); s.verify = verify; n = 0; end = time.perf_counter() + seconds
 while time.perf_counter() < end:
     s.get(url, params={"offer-type": "fallback"}, headers=headers, timeout=30).raise_for_status(); n += 1
 print(n)
@@ -313,7 +347,6 @@ def bench_deferrable_waits(sandbox: Sandbox, waits: int, pending_delay: float) -
         max_concurrency=8,
     )
     assert report.applied == waits, report
-    patched_at = time.monotonic()
 
     async def main() -> tuple[float, list[float], list[str]]:
         lags: list[float] = []
@@ -351,7 +384,6 @@ def bench_deferrable_waits(sandbox: Sandbox, waits: int, pending_delay: float) -
     ok = statuses.count("success")
     lags.sort()
     p99 = lags[int(len(lags) * 0.99) - 1] if lags else 0.0
-    wait_left = max(0.0, pending_delay - (time.monotonic() - patched_at - elapsed))
     RESULTS.append(
         (
             f"{waits} deferrable waits in one event loop",
@@ -361,7 +393,6 @@ def bench_deferrable_waits(sandbox: Sandbox, waits: int, pending_delay: float) -
             f"loop lag p99 {p99:.1f} ms, max {lags[-1] if lags else 0:.1f} ms",
         )
     )
-    del wait_left
 
 
 def print_table() -> str:
@@ -392,7 +423,7 @@ def main() -> int:
     try:
         from airflow_provider_prefs.sandbox.connections import airflow_conn_env
 
-        os.environ.update(airflow_conn_env(sandbox.url, journal=False))
+        os.environ.update(airflow_conn_env(sandbox.url))
         os.environ["AIRFLOW_CONN_BENCH_HTTP"] = json.dumps(
             {"conn_type": "http", "host": sandbox.url + "/data/core/dps"}
         )

@@ -73,10 +73,7 @@ def test_bad_credentials_fail_instead_of_waiting(connections: Any, monkeypatch: 
 
 
 def test_unknown_status_fails(connections: Any) -> None:
-    connections.state.profile("DEMO", "Ada@Example.com", "Email")  # exists
-    connections.state.set_profile_status("DEMO", "Ada@Example.com", "Email", "Archived") if hasattr(
-        connections.state, "set_profile_status"
-    ) else pytest.skip("sandbox cannot force a status")
+    connections.state.force_update_status("DEMO", "Ada@Example.com", "Email", "Archived")
     with pytest.raises(AirflowFailException, match="UpdateStatus 'Archived'"):
         sensor(poke_interval=0.1, timeout=5).execute({})
 

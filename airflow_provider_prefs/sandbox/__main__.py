@@ -21,12 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pending-delay", type=float, default=2.0, help="seconds a profile stays 'Pending Update'")
     parser.add_argument("--token-lifetime", type=int, default=3600, help="seconds an issued token is valid")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = parser.parse_args(argv)
 
     state = SandboxState(args.seed, pending_delay=args.pending_delay, token_lifetime=args.token_lifetime)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
-    server = _uvicorn_server(state)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
+    server = _uvicorn_server(state, tls)
+    scheme = "https" if tls else "http"
 
     def announce() -> None:
         while not server.started and not server.should_exit:
@@ -34,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if server.started:
             if args.port_file:
                 args.port_file.write_text(str(port))
-            print(f"sandbox listening on http://{args.host}:{port}", flush=True)
+            print(f"sandbox listening on {scheme}://{args.host}:{port}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that

@@ -20,7 +20,7 @@ class _ExpectedDrops(logging.Filter):
         return "without completing response" not in record.getMessage()
 
 
-def _uvicorn_server(state: SandboxState) -> Any:
+def _uvicorn_server(state: SandboxState, tls: tuple[str, str] | None = None) -> Any:
     import uvicorn
 
     logging.getLogger("uvicorn.error").addFilter(_ExpectedDrops())
@@ -33,6 +33,8 @@ def _uvicorn_server(state: SandboxState) -> Any:
         access_log=False,
         lifespan="off",
         timeout_keep_alive=30,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     return uvicorn.Server(config)
 
@@ -60,13 +62,14 @@ class SandboxServer:
         seed: str | Path | dict[str, Any] | None = None,
         pending_delay: float = 2.0,
         token_lifetime: int = 3600,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.state = SandboxState(seed, pending_delay=pending_delay, token_lifetime=token_lifetime)
         self._socket = bind(host, port)
         self.host = host
         self.port = self._socket.getsockname()[1]
-        self.url = f"http://{host}:{self.port}"
-        self._server = _uvicorn_server(self.state)
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
+        self._server = _uvicorn_server(self.state, tls)
         self._thread: threading.Thread | None = None
 
     def start(self) -> SandboxServer:
