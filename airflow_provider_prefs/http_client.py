@@ -202,6 +202,17 @@ def _shown_url(request: ApiRequest) -> str:
     return redact_url(f"{request.url}?{urlencode(dict(request.params))}")
 
 
+def token_request(credentials: ClientCredentials) -> ApiRequest:
+    """The client-credentials token request (safe to resend: it changes nothing)."""
+    return ApiRequest(
+        "POST",
+        credentials.token_url,
+        action=f"token request for client id {credentials.client_id!r}",
+        form=credentials.form(),
+        authenticated=False,
+    )
+
+
 def parse_body(request: ApiRequest, outcome: Outcome) -> Any:
     """The JSON of a successful answer (None for an empty body)."""
     if not outcome.body.strip():
@@ -259,15 +270,7 @@ class ApiClient:
 
     def fetch_token(self, credentials: ClientCredentials) -> Any:
         """POST a client-credentials token request (safe to resend: it changes nothing)."""
-        return self.send(
-            ApiRequest(
-                "POST",
-                credentials.token_url,
-                action=f"token request for client id {credentials.client_id!r}",
-                form=credentials.form(),
-                authenticated=False,
-            )
-        )
+        return self.send(token_request(credentials))
 
     def send(self, request: ApiRequest) -> Any:
         """Send with retries; return the parsed JSON answer or raise a :class:`PrefsError`."""
@@ -300,6 +303,8 @@ class ApiClient:
                 data=request.form,
                 headers=headers,
                 timeout=(settings.connect_timeout, settings.read_timeout),
+                # Per request: requests lets REQUESTS_CA_BUNDLE override session.verify otherwise.
+                verify=settings.verify,
                 stream=True,
             )
         except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
@@ -389,15 +394,7 @@ class AsyncApiClient:
 
     async def fetch_token(self, credentials: ClientCredentials) -> Any:
         """POST a client-credentials token request."""
-        return await self.send(
-            ApiRequest(
-                "POST",
-                credentials.token_url,
-                action=f"token request for client id {credentials.client_id!r}",
-                form=credentials.form(),
-                authenticated=False,
-            )
-        )
+        return await self.send(token_request(credentials))
 
     async def send(self, request: ApiRequest) -> Any:
         """Send with the same retry rules as the sync client."""

@@ -148,6 +148,7 @@ class MyPreferencesHook(PrefsApiHook):
     hook_name = "PossibleNOW MyPreferences"
     patch_rules = PROFILE_RULES
 
+    # Older Airflow looks for these two in the class's own __dict__, so each hook defines them.
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra form fields for Airflow before 3.2 (newer versions read ``conn-fields``)."""

@@ -70,6 +70,7 @@ class OfferLibraryHook(PrefsApiHook):
     patch_rules = OFFER_RULES
     version_key = "etag"
 
+    # Older Airflow looks for these two in the class's own __dict__, so each hook defines them.
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra form fields for Airflow before 3.2 (newer versions read ``conn-fields``)."""
