@@ -47,6 +47,15 @@ class ApiConnectionError(PrefsError):
         self.request_sent = request_sent
 
 
+class UntrustedCertificateError(ApiConnectionError):
+    """The service's TLS certificate failed verification; retrying cannot help, configuration can."""
+
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, request_sent=False)
+
+
 class OutcomeUnknownError(PrefsError):
     """A patch may or may not have been applied, and re-reading the resource could not tell."""
 

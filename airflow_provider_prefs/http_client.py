@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from airflow_provider_prefs.errors import (
     OutcomeUnknownError,
     PrefsError,
     ResponseTooLargeError,
+    UntrustedCertificateError,
     api_error_class,
     redact_url,
     vendor_message,
@@ -67,6 +69,8 @@ class Outcome:
     body: bytes = b""
     failure: str | None = None
     request_sent: bool = False
+    #: A failure no retry can cure (an untrusted TLS certificate): raise at once, no backoff.
+    permanent: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ def decide(request: ApiRequest, outcome: Outcome, attempts: Attempts, *, can_ref
     """The retry rules for both clients (see the module docstring)."""
     action = request.action
     if outcome.failure is not None:
+        if outcome.permanent:
+            return Decision("raise", error=UntrustedCertificateError(f"{action} failed: {outcome.failure}"))
         if not outcome.request_sent or request.resends_safely:
             delay = attempts.next_delay(None)
             if delay is not None:
@@ -308,7 +314,7 @@ class ApiClient:
                 stream=True,
             )
         except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
-            return Outcome(failure=_describe(exc), request_sent=False)
+            return _not_sent(exc, request)
         except requests.exceptions.ConnectionError as exc:
             return Outcome(failure=_describe(exc), request_sent=not _never_connected(exc))
         except requests.exceptions.RequestException as exc:
@@ -355,6 +361,40 @@ def _never_connected(exc: BaseException) -> bool:
     return isinstance(reason, NewConnectionError | ConnectTimeoutError | NameResolutionError)
 
 
+def _not_sent(exc: BaseException, request: ApiRequest) -> Outcome:
+    """The outcome of a failure before the request left (connect, TLS handshake)."""
+    certificate_problem = _certificate_problem(exc)
+    if certificate_problem is None:
+        return Outcome(failure=_describe(exc), request_sent=False)
+    return Outcome(
+        failure=(
+            f"the TLS certificate of {redact_url(request.url).split('/')[2]} is not trusted ({certificate_problem}); "
+            "if the service uses a private CA, put its PEM file in the connection extra 'ca_bundle'"
+        ),
+        permanent=True,
+    )
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The verification error behind a ``requests`` or ``httpx`` failure, if that is what it was."""
+
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or "certificate verify failed")
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return None
+
+
 def _describe(exc: BaseException) -> str:
     """A short, secret-free description of a transport failure."""
     name = type(exc).__name__
@@ -363,6 +403,11 @@ def _describe(exc: BaseException) -> str:
         if marker in text:
             return f"{name}: {marker.lower()}"
     return f"{name}: {text[:200]}"
+
+
+def ssl_context(ca_bundle: str) -> ssl.SSLContext:
+    """A verifying TLS context that trusts ``ca_bundle`` (httpx wants a context, not a path)."""
+    return ssl.create_default_context(cafile=ca_bundle)
 
 
 class AsyncApiClient:
@@ -378,10 +423,13 @@ class AsyncApiClient:
 
         if self._client is None:
             settings = self.settings
+            verify: bool | ssl.SSLContext = (
+                settings.verify if isinstance(settings.verify, bool) else ssl_context(settings.verify)
+            )
             self._client = httpx.AsyncClient(
                 headers={"User-Agent": USER_AGENT, **settings.base_headers},
                 timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-                verify=settings.verify,
+                verify=verify,
                 limits=httpx.Limits(max_connections=settings.pool_size),
             )
         return self._client
@@ -434,7 +482,7 @@ class AsyncApiClient:
                     chunks.append(chunk)
                 return Outcome(status=response.status_code, headers=response.headers, body=b"".join(chunks))
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            return Outcome(failure=f"{type(exc).__name__}: {exc}"[:200], request_sent=False)
+            return _not_sent(exc, request)
         except httpx.HTTPError as exc:
             return Outcome(failure=f"{type(exc).__name__}: {exc}"[:200], request_sent=True)
 

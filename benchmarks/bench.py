@@ -160,39 +160,6 @@ def point_airflow_at(endpoint: Endpoint) -> None:
     os.environ["AIRFLOW_CONN_BENCH_HTTP"] = json.dumps({"conn_type": "http", "host": endpoint.url + "/data/core/dps"})
 
 
-def self_signed_cert(directory: Path) -> tuple[str, str]:
-    """A throwaway certificate for 127.0.0.1 (the vendor APIs are HTTPS-only, so measure that too)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return str(cert_path), str(key_path)
-
-
 def bench_patch_throughput(
     endpoint: Endpoint, patches: int, rounds: int, label: str, measure_ceiling: bool = True
 ) -> None:
@@ -453,11 +420,13 @@ def print_table() -> str:
 
 
 def main() -> int:
+    from airflow_provider_prefs.sandbox.tls import self_signed_cert
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patches", type=int, default=3000)
     parser.add_argument("--bulk", type=int, default=10000)
     parser.add_argument("--waits", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rtt-ms", type=float, default=10.0, help="round-trip time of the simulated WAN link")
     parser.add_argument("--wan-patches", type=int, default=300, help="PATCHes per contender over that link")
     parser.add_argument("--pending-delay", type=float, default=3.0)
@@ -479,7 +448,7 @@ def main() -> int:
         bench_deferrable_waits(sandbox, args.waits, args.pending_delay)
     finally:
         sandbox.stop()
-    tls_sandbox = Sandbox(seed, args.pending_delay, tls=self_signed_cert(work))
+    tls_sandbox = Sandbox(seed, args.pending_delay, tls=self_signed_cert(work / "tls"))
     try:
         point_airflow_at(tls_sandbox)
         tls_sandbox.control("PUT", "config", {"journal": False})

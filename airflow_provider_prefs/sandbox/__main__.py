@@ -10,6 +10,7 @@ from pathlib import Path
 
 from airflow_provider_prefs.sandbox.server import _uvicorn_server, bind
 from airflow_provider_prefs.sandbox.state import SandboxState
+from airflow_provider_prefs.sandbox.tls import self_signed_cert
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,12 +24,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--tls-self-signed",
+        type=Path,
+        metavar="DIR",
+        help="serve HTTPS with a new self-signed certificate written to DIR/cert.pem (use it as ca_bundle)",
+    )
     args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
 
     state = SandboxState(args.seed, pending_delay=args.pending_delay, token_lifetime=args.token_lifetime)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
-    tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    if args.tls_self_signed:
+        tls = self_signed_cert(args.tls_self_signed, args.host)
     server = _uvicorn_server(state, tls)
     scheme = "https" if tls else "http"
 
