@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from typing import Any
 
 
 async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, one_way: float, first_wait: float) -> None:
@@ -42,23 +43,37 @@ async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, one_w
     except OSError:
         pass
     queue.put_nowait((0.0, b""))
-    with contextlib.suppress(OSError):
+    try:
         await delivery
+    except OSError:
+        pass
+    finally:
+        delivery.cancel()
 
 
 async def serve(upstream_host: str, upstream_port: int, rtt: float) -> None:
+    # The event loop keeps only weak references to tasks; hold the connection handlers here.
+    handlers: set[asyncio.Task[Any]] = set()
+
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
         try:
             server_reader, server_writer = await asyncio.open_connection(upstream_host, upstream_port)
         except OSError:
             client_writer.close()
+            handlers.discard(task)
             return
-        await asyncio.gather(
-            pump(client_reader, server_writer, rtt / 2, first_wait=rtt),
-            pump(server_reader, client_writer, rtt / 2, first_wait=0.0),
-        )
-        for writer in (client_writer, server_writer):
-            writer.close()
+        try:
+            await asyncio.gather(
+                pump(client_reader, server_writer, rtt / 2, first_wait=rtt),
+                pump(server_reader, client_writer, rtt / 2, first_wait=0.0),
+            )
+        finally:
+            for writer in (client_writer, server_writer):
+                writer.close()
+            handlers.discard(task)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)
