@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,8 +23,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from airflow_provider_prefs.sandbox.process import SandboxProcess
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 RESULTS: list[tuple[str, str, str, str, str]] = []  # (benchmark, ours, baseline, ratio, target)
 
@@ -62,53 +62,6 @@ def make_seed(path: Path, profiles: int) -> None:
     path.write_text(json.dumps(seed))
 
 
-class Sandbox:
-    """The sandbox in its own process."""
-
-    def __init__(self, seed: Path, pending_delay: float, tls: tuple[str, str] | None = None) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="prefs-bench-"))
-        port_file = self.dir / "port"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_prefs.sandbox",
-                "--port",
-                "0",
-                "--port-file",
-                str(port_file),
-                "--seed",
-                str(seed),
-                "--pending-delay",
-                str(pending_delay),
-                *(["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []),
-            ],
-            stdout=(self.dir / "log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"sandbox did not start: {(self.dir / 'log').read_text()}")
-            time.sleep(0.05)
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port_file.read_text().strip()}"
-        self.verify: bool | str = tls[0] if tls else True
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        import requests
-
-        answer = requests.request(method, f"{self.url}/_sandbox/{path}", json=body, timeout=60, verify=self.verify)
-        answer.raise_for_status()
-        return answer.json() if answer.content else None
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
 def timed_rate(count: int, run: Callable[[int], None]) -> float:
     start = time.perf_counter()
     for i in range(count):
@@ -135,7 +88,7 @@ class Endpoint(Protocol):
 class WanProxy:
     """``wan_proxy.py`` in its own process, adding ``rtt_ms`` of round-trip time in front of a sandbox."""
 
-    def __init__(self, sandbox: Sandbox, rtt_ms: float) -> None:
+    def __init__(self, sandbox: SandboxProcess, rtt_ms: float) -> None:
         scheme, _, address = sandbox.url.partition("://")
         host, _, port = address.partition(":")
         self.process = subprocess.Popen(
@@ -277,7 +230,7 @@ def sandbox_ceiling(url: str, headers: dict[str, str], seconds: float, verify: b
     return sum(int(p.communicate()[0].strip() or 0) for p in procs) / seconds
 
 
-def bench_bulk(sandbox: Sandbox, count: int) -> None:
+def bench_bulk(sandbox: SandboxProcess, count: int) -> None:
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 
     hook = MyPreferencesHook()
@@ -347,7 +300,7 @@ def bench_imports(runs: int = 7) -> None:
         )
 
 
-def bench_deferrable_waits(sandbox: Sandbox, waits: int, pending_delay: float) -> None:
+def bench_deferrable_waits(sandbox: SandboxProcess, waits: int, pending_delay: float) -> None:
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
     from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
 
@@ -438,7 +391,7 @@ def main() -> int:
     seed = work / "seed.json"
     make_seed(seed, max(args.bulk, args.waits))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    sandbox = Sandbox(seed, args.pending_delay)
+    sandbox = SandboxProcess(Path(tempfile.mkdtemp(prefix="prefs-bench-")), seed=seed, pending_delay=args.pending_delay)
     try:
         point_airflow_at(sandbox)
         sandbox.control("PUT", "config", {"journal": False})
@@ -448,7 +401,9 @@ def main() -> int:
         bench_deferrable_waits(sandbox, args.waits, args.pending_delay)
     finally:
         sandbox.stop()
-    tls_sandbox = Sandbox(seed, args.pending_delay, tls=self_signed_cert(work / "tls"))
+    tls_sandbox = SandboxProcess(
+        work / "tls-sandbox", seed=seed, pending_delay=args.pending_delay, tls=self_signed_cert(work / "tls")
+    )
     try:
         point_airflow_at(tls_sandbox)
         tls_sandbox.control("PUT", "config", {"journal": False})

@@ -8,13 +8,14 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
+
+from airflow_provider_prefs.sandbox.process import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
@@ -22,40 +23,6 @@ DAGS = ["scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_pat
 LOGICAL_DATE = "2026-11-25"
 OFFER = ("dev", "fallbackOffer1234")
 PROFILE = ("DEMO", "Ada@Example.com", "Email")
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
-def start_sandbox(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = log_dir / "sandbox.port"
-    port_file.unlink(missing_ok=True)
-    log = (log_dir / "sandbox.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_prefs.sandbox",
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-            "--pending-delay",
-            "2",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while not port_file.exists() or not port_file.read_text().strip():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"sandbox did not start; see {log_dir / 'sandbox.log'}")
-        time.sleep(0.1)
-    url = f"http://127.0.0.1:{port_file.read_text().strip()}"
-    get_json(f"{url}/_sandbox/health")
-    return process, url
 
 
 def airflow_env(url: str) -> dict[str, str]:
@@ -72,14 +39,12 @@ def airflow_env(url: str) -> dict[str, str]:
     return env
 
 
-def snapshot(url: str) -> dict[str, Any]:
-    sandbox, offer_id = OFFER
+def snapshot(sandbox: SandboxProcess) -> dict[str, Any]:
+    sandbox_name, offer_id = OFFER
     client, alternate_id, alternate_id_type = PROFILE
-    from urllib.parse import quote, urlencode
-
-    offer = get_json(f"{url}/_sandbox/offers/{sandbox}/{quote(offer_id, safe='')}")
+    offer = sandbox.control("GET", f"offers/{sandbox_name}/{quote(offer_id, safe='')}")
     query = urlencode({"alternateId": alternate_id, "alternateIdType": alternate_id_type})
-    profile = get_json(f"{url}/_sandbox/profiles/{client}?{query}")
+    profile = sandbox.control("GET", f"profiles/{client}?{query}")
     return {"offer": offer, "profile": profile}
 
 
@@ -111,10 +76,9 @@ def main() -> int:
     log_dir = BUILD / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    process, url = start_sandbox(log_dir)
-    try:
-        print(f"sandbox running at {url}")
-        env = airflow_env(url)
+    with SandboxProcess(log_dir, pending_delay=2) as sandbox:
+        print(f"sandbox running at {sandbox.url}")
+        env = airflow_env(sandbox.url)
         subprocess.run(
             [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
             env=env,
@@ -122,13 +86,17 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        before = snapshot(url)
+        before = snapshot(sandbox)
         print("running the example DAGs with `airflow dags test`:")
         results = {dag_id: run_dag(dag_id, env, log_dir) for dag_id in DAGS}
-        after = snapshot(url)
+        after = snapshot(sandbox)
+        deadline = time.monotonic() + 15  # the bulk DAG does not wait: let its last update settle
+        while after["profile"].get("UpdateStatus") == "Pending Update" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            after = snapshot(sandbox)
         show_diff(f"offer {OFFER[1]} (sandbox {OFFER[0]})", before["offer"], after["offer"])
         show_diff(f"profile {PROFILE[2]}:{PROFILE[1]} (client {PROFILE[0]})", before["profile"], after["profile"])
-        entries = get_json(f"{url}/_sandbox/journal")["entries"]
+        entries = sandbox.control("GET", "journal")["entries"]
         counts: dict[str, int] = {}
         for entry in entries:
             counts[entry["route"]] = counts.get(entry["route"], 0) + 1
@@ -138,12 +106,6 @@ def main() -> int:
             f"\n{len(DAGS) - len(failed)}/{len(DAGS)} example DAG runs succeeded in {time.monotonic() - started:.1f}s"
         )
         return 1 if failed else 0
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 if __name__ == "__main__":
