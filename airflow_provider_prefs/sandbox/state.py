@@ -22,6 +22,8 @@ import jsonpointer
 from airflow_provider_prefs.sandbox.faults import FaultPlan, FaultRule
 from airflow_provider_prefs.sandbox.seed import load_seed
 
+# The vendor's facts, written here independently of patching.OFFER_RULES on purpose: the sandbox is
+# the oracle the client's own validation is tested against, so it must not borrow that validation.
 OFFER_METADATA = (
     "id",
     "datasetId",
