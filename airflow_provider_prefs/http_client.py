@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from airflow_provider_prefs.auth import ClientCredentials, TokenProvider
 from airflow_provider_prefs.errors import (
@@ -69,8 +70,8 @@ class Outcome:
     body: bytes = b""
     failure: str | None = None
     request_sent: bool = False
-    #: A failure no retry can cure (an untrusted TLS certificate): raise at once, no backoff.
-    permanent: bool = False
+    #: The TLS handshake failed verification: no retry can cure that, so raise at once.
+    untrusted_certificate: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def decide(request: ApiRequest, outcome: Outcome, attempts: Attempts, *, can_ref
     """The retry rules for both clients (see the module docstring)."""
     action = request.action
     if outcome.failure is not None:
-        if outcome.permanent:
+        if outcome.untrusted_certificate:
             return Decision("raise", error=UntrustedCertificateError(f"{action} failed: {outcome.failure}"))
         if not outcome.request_sent or request.resends_safely:
             delay = attempts.next_delay(None)
@@ -368,16 +369,15 @@ def _not_sent(exc: BaseException, request: ApiRequest) -> Outcome:
         return Outcome(failure=_describe(exc), request_sent=False)
     return Outcome(
         failure=(
-            f"the TLS certificate of {redact_url(request.url).split('/')[2]} is not trusted ({certificate_problem}); "
+            f"the TLS certificate of {urlsplit(request.url).netloc} is not trusted ({certificate_problem}); "
             "if the service uses a private CA, put its PEM file in the connection extra 'ca_bundle'"
         ),
-        permanent=True,
+        untrusted_certificate=True,
     )
 
 
 def _certificate_problem(exc: BaseException) -> str | None:
     """The verification error behind a ``requests`` or ``httpx`` failure, if that is what it was."""
-
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
     while pending:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[str, str]:
-    """Write ``cert.pem`` and ``key.pem`` for ``host`` (an IP address) into ``directory``.
+    """Write ``cert.pem`` and ``key.pem`` for ``host`` (an IP address or a host name) into ``directory``.
 
     The certificate is its own CA, so clients trust it by pointing ``ca_bundle`` at ``cert.pem``;
     TLS verification stays on.
@@ -18,6 +18,10 @@ def self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[str, str
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
+    try:
+        alternative_name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alternative_name = x509.DNSName(host)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -29,7 +33,7 @@ def self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[str, str
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([alternative_name]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
