@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,9 @@ from airflow_provider_prefs.sandbox.connections import (
     MP_OAUTH_CLIENT_SECRET,
     MP_STATIC_TOKEN,
 )
+from airflow_provider_prefs.sandbox.process import SandboxProcess
 from airflow_provider_prefs.sandbox.seed import default_seed_data
+from airflow_provider_prefs.sandbox.tls import self_signed_cert
 
 OFFER = "/data/core/dps/offers/fallbackOffer1234"
 FALLBACK = {"offer-type": "fallback"}
@@ -326,20 +325,23 @@ def test_custom_seed_file(tmp_path: Path) -> None:
 
 
 def test_cli_starts_and_stops_cleanly(tmp_path: Path) -> None:
-    port_file = tmp_path / "port"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_prefs.sandbox", "--port", "0", "--port-file", str(port_file)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text()):
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port_file.read_text()}"
-        assert requests.get(f"{url}/_sandbox/health", timeout=5).json() == {"ok": True}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-    assert f"sandbox listening on {url}" in (process.stdout.read() if process.stdout else "")
+    with SandboxProcess(tmp_path) as sandbox:
+        assert sandbox.url.startswith("http://127.0.0.1:")
+        assert sandbox.control("GET", "health") == {"ok": True}
+    assert sandbox.process.returncode == 0  # SIGTERM is a clean stop, not a kill
+    assert f"sandbox listening on {sandbox.url}" in sandbox.log_path.read_text()
+
+
+def test_cli_serves_https_with_a_self_signed_certificate(tmp_path: Path) -> None:
+    with SandboxProcess(tmp_path, tls=self_signed_cert(tmp_path / "tls")) as sandbox:
+        assert sandbox.url.startswith("https://127.0.0.1:") and sandbox.verify == str(tmp_path / "tls" / "cert.pem")
+        assert requests.get(f"{sandbox.url}/_sandbox/health", timeout=5, verify=sandbox.verify).json() == {"ok": True}
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{sandbox.url}/_sandbox/health", timeout=5, verify=True)
+    assert sandbox.process.returncode == 0
+
+
+def test_cli_that_cannot_start_says_where_to_look(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"sandbox did not start; see .*sandbox\.log"):
+        SandboxProcess(tmp_path, seed=tmp_path / "missing.json")
+    assert "missing.json" in (tmp_path / "sandbox.log").read_text()
