@@ -62,7 +62,7 @@ def test_hook_bulk_reports_each_item(connections: Any) -> None:
     ]
     report = hook.bulk_patch_profiles(items, alternate_id_type="Email", max_concurrency=3)
     assert (report.total, report.applied, report.unchanged, report.failed) == (5, 2, 1, 2)
-    reasons = {f.target: f.error for f in report.failures}
+    reasons = {f.target: f.error or "" for f in report.failures}
     assert "404" in reasons["profile Email:'nobody@example.com'"]
     assert "'move' is not allowed" in reasons["profile Email:'Ada@Example.com'"]
     assert json.loads(json.dumps(report.to_xcom()))["failed"] == 2

@@ -15,7 +15,7 @@ from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.operators import FallbackOfferPatchOperator, ProfilePatchOperator
 
 AirflowFailException = fail_task_exception()
-ADA = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
+ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 
 
 def offer_op(**kwargs: Any) -> FallbackOfferPatchOperator:

@@ -199,7 +199,7 @@ def test_judge_without_base_for_idempotent_patches() -> None:
 
 
 def test_judge_guarded_patches() -> None:
-    guarded = [{"op": "test", "path": "/labels", "value": ["a"]}, *APPEND]
+    guarded: list[dict[str, Any]] = [{"op": "test", "path": "/labels", "value": ["a"]}, *APPEND]
     assert judge(guarded, OFFER, OFFER_RULES)[0] is Verdict.NOT_APPLIED
     applied = jsonpatch.apply_patch(OFFER, guarded)
     assert judge(guarded, applied, OFFER_RULES)[0] is Verdict.APPLIED

@@ -18,7 +18,7 @@ from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
 from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
 
 AirflowFailException = fail_task_exception()
-ADA = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
+ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 
 
 def make_pending(sandbox: Any, delay: float = 0.5) -> None:
@@ -159,6 +159,6 @@ def test_operator_patch_then_deferred_wait(connections: Any) -> None:
         task.execute({})
     kwargs = deferred.value.kwargs
     [event] = run_trigger(deferred.value.trigger)
-    result = task.execute_complete({}, event, **kwargs)
+    result = task.execute_complete({}, event, **(kwargs or {}))
     assert result["status"] == "applied" and result["profile"]["UpdateStatus"] == "Complete"
     assert len(journal(connections, "profile.patch")) == 1

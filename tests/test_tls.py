@@ -22,7 +22,6 @@ def tls_sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
 
     cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"))
     with SandboxServer(pending_delay=0.3, tls=(cert, key)) as server:
-        server.cert = cert
         yield server
 
 
@@ -38,7 +37,7 @@ def test_sandbox_serves_https(tls_sandbox: Any) -> None:
 
 
 def test_ca_bundle_trusts_the_private_certificate(tls_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    extra = {"ca_bundle": tls_sandbox.cert}
+    extra = {"ca_bundle": tls_sandbox.verify}
     offers = set_connection(monkeypatch, "tls_offers", tls_sandbox.url, base="adobe_offer_library_default", extra=extra)
     profiles = set_connection(monkeypatch, "tls_profiles", tls_sandbox.url, base="mypreferences_default", extra=extra)
 
@@ -65,7 +64,7 @@ def test_untrusted_certificate_fails_at_once_with_the_fix(
 
 def test_async_hook_uses_the_same_tls_settings(tls_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     trusted = set_connection(
-        monkeypatch, "tls_async", tls_sandbox.url, base="mypreferences_default", extra={"ca_bundle": tls_sandbox.cert}
+        monkeypatch, "tls_async", tls_sandbox.url, base="mypreferences_default", extra={"ca_bundle": tls_sandbox.verify}
     )
     untrusted = set_connection(monkeypatch, "tls_async_untrusted", tls_sandbox.url, base="mypreferences_default")
 

@@ -69,6 +69,8 @@ class SandboxServer:
         self.host = host
         self.port = self._socket.getsockname()[1]
         self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
+        #: What a client needs to trust it: ``True``, or the certificate file when it serves HTTPS.
+        self.verify: bool | str = tls[0] if tls else True
         self._server = _uvicorn_server(self.state, tls)
         self._thread: threading.Thread | None = None
 
