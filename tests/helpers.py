@@ -31,5 +31,14 @@ def set_connection(
     return conn_id
 
 
+def airflow_exception(name: str) -> Any:
+    """An Airflow exception class from the Task SDK (Airflow 3) or ``airflow.exceptions`` (Airflow 2)."""
+    try:
+        import airflow.sdk.exceptions as exceptions
+    except ImportError:
+        import airflow.exceptions as exceptions  # type: ignore[no-redef]
+    return getattr(exceptions, name)
+
+
 def routes(sandbox: Any) -> list[str]:
     return [entry["route"] for entry in sandbox.state.journal()]

@@ -60,9 +60,12 @@ def test_providers_manager_builds_the_connection_forms() -> None:
 def test_dag_file_imports_stay_light(module: str) -> None:
     """Importing operators/sensors must not drag in the HTTP stack, jsonpatch or the sandbox."""
     code = (
-        "import sys, airflow.sdk; before = set(sys.modules); "
-        f"import {module}; "
-        "heavy = {'requests', 'httpx', 'jsonpatch', 'fastapi', 'uvicorn', 'airflow_provider_prefs.hooks.base'}; "
+        "import sys\n"
+        "try:\n    import airflow.sdk\n"  # what a DAG file imports first on Airflow 3 ...
+        "except ImportError:\n    import airflow.models.baseoperator, airflow.sensors.base\n"  # ... and on 2
+        "before = set(sys.modules)\n"
+        f"import {module}\n"
+        "heavy = {'requests', 'httpx', 'jsonpatch', 'fastapi', 'uvicorn', 'airflow_provider_prefs.hooks.base'}\n"
         "print(sorted(heavy & (set(sys.modules) - before)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -70,6 +73,7 @@ def test_dag_file_imports_stay_light(module: str) -> None:
 
 
 def test_example_dags_parse_without_errors() -> None:
+    pytest.importorskip("airflow.sdk", reason="the example DAGs are written for Airflow 3")
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow 2
