@@ -10,9 +10,11 @@ from helpers import routes, set_connection
 
 from airflow_provider_prefs.errors import (
     AuthenticationError,
+    ConcurrentModificationError,
     ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
+    ResponseTooLargeError,
 )
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook, MyPreferencesHook
 
@@ -118,3 +120,39 @@ def test_async_hook_reads_the_same_profile(connections: Any) -> None:
     profile = asyncio.run(read())
     assert profile["ProfileId"] == MyPreferencesHook().get_profile("Ada@Example.com", "Email")["ProfileId"]
     assert routes(connections)[:2] == ["mp.token", "profile.get"]
+
+
+def test_failing_test_op_is_a_409_that_applies_nothing(connections: Any) -> None:
+    before = connections.state.profile("DEMO", "Ada@Example.com", "Email")
+    patch = [
+        {"op": "test", "path": "/CustomerType", "value": "Nope"},
+        {"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"},
+    ]
+    with pytest.raises(ConcurrentModificationError) as info:
+        MyPreferencesHook().patch_profile("Ada@Example.com", "Email", patch=patch)
+    message = str(info.value)
+    assert "test of /CustomerType" in message and "'Nope'" in message and "Nothing was applied" in message
+    assert [(e["route"], e["status"]) for e in connections.state.journal()] == [
+        ("profile.patch", 409),
+        ("profile.get", 200),  # the re-read that names the broken guard
+    ]
+    assert connections.state.profile("DEMO", "Ada@Example.com", "Email") == before
+
+
+def test_oversized_answers_fail_clearly_in_both_clients(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = set_connection(
+        monkeypatch, "mp_small", connections.url, base="mypreferences_default", extra={"max_response_bytes": 64}
+    )
+    with pytest.raises(ResponseTooLargeError, match="larger than max_response_bytes=64"):
+        MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
+
+    async def read() -> dict[str, Any]:
+        hook = MyPreferencesAsyncHook(conn_id)
+        try:
+            return await hook.get_profile("Ada@Example.com", "Email")
+        finally:
+            await hook.aclose()
+
+    with pytest.raises(ResponseTooLargeError, match="larger than max_response_bytes=64"):
+        asyncio.run(read())
+    assert routes(connections) == ["profile.get", "profile.get"]  # refused answers are not retried

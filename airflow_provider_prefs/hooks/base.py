@@ -190,9 +190,9 @@ class PrefsApiHook(BaseHook):
             if failed is None:
                 raise
             raise ConcurrentModificationError(
-                f"{request.action} refused: the resource changed since the patch was planned "
-                f"(test {failed['path']} expected {failed['value']!r}). Nothing was applied; "
-                "re-run to patch the current state."
+                f"{request.action} refused: the resource does not match the patch's test of {failed['path']} "
+                f"(expected {failed['value']!r}), so it changed since the patch was planned or the test is "
+                "wrong. Nothing was applied; re-read the resource before patching again."
             ) from exc
 
     def bulk_apply(
