@@ -120,6 +120,32 @@ def test_trigger_reports_errors(connections: Any) -> None:
     assert event["status"] == "error" and "404" in event["message"]
 
 
+def test_fixed_connection_is_used_without_restarting_the_triggerer(
+    connections: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow_provider_prefs.hooks.mypreferences as mypreferences
+
+    monkeypatch.setattr(mypreferences, "FORGOTTEN_HOOK_GRACE_SECONDS", 0.05)
+    set_connection(monkeypatch, "mp_rotated", connections.url, base="mypreferences_default", password="old-token")
+
+    def trigger() -> ProfileUpdateStatusTrigger:
+        return ProfileUpdateStatusTrigger(**ADA, conn_id="mp_rotated", deadline=time.time() + 10, poll_interval=0.1)
+
+    async def one_triggerer_loop() -> tuple[dict[str, Any], dict[str, Any], bool]:
+        refused_hook = mypreferences.MyPreferencesAsyncHook.shared("mp_rotated")
+        refused = await trigger().wait()
+        # Someone puts the right token in the connection; the task retries, the triggerer keeps running.
+        set_connection(monkeypatch, "mp_rotated", connections.url, base="mypreferences_default")
+        accepted = await trigger().wait()
+        await asyncio.sleep(0.2)
+        return refused, accepted, refused_hook._client is not None and refused_hook._client._client is None
+
+    refused, accepted, old_client_closed = asyncio.run(one_triggerer_loop())
+    assert refused["status"] == "error" and "401" in refused["message"]
+    assert accepted["status"] == "success"
+    assert old_client_closed
+
+
 def test_trigger_serializes_to_plain_json_and_round_trips() -> None:
     trigger = ProfileUpdateStatusTrigger(**ADA, deadline=1234.5, poll_interval=2, conn_id="mp")
     classpath, kwargs = trigger.serialize()

@@ -255,6 +255,17 @@ class MyPreferencesHook(PrefsApiHook):
         return f"Connected to {settings.base_url}; client id {settings.client_id!r}; probe profile found"
 
 
+FORGOTTEN_HOOK_GRACE_SECONDS = 60.0
+#: Close tasks of forgotten hooks (the event loop keeps only weak references to tasks).
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_later(hook: MyPreferencesAsyncHook) -> None:
+    task = asyncio.get_running_loop().create_task(hook.aclose())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
 class MyPreferencesAsyncHook:
     """Non-blocking profile reads for triggers: async connection lookup, ``httpx`` client.
 
@@ -281,6 +292,19 @@ class MyPreferencesAsyncHook:
         if conn_id not in hooks:
             hooks[conn_id] = cls(conn_id)
         return hooks[conn_id]
+
+    @classmethod
+    def forget(cls, conn_id: str) -> None:
+        """Drop the shared hook for ``conn_id``: the next wait reads the connection again.
+
+        For when the service refused what the connection holds (credentials, certificate): once
+        someone fixes the connection, retried tasks must not keep failing until the triggerer
+        restarts. Waits still mid-request on the old hook get a grace period before it is closed.
+        """
+        loop = asyncio.get_running_loop()
+        hook = cls._shared.get(loop, {}).pop(conn_id, None)
+        if hook is not None:
+            loop.call_later(FORGOTTEN_HOOK_GRACE_SECONDS, _close_later, hook)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r})"

@@ -61,7 +61,13 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
 
     async def wait(self) -> dict[str, Any]:
         """The polling loop; returns the event payload."""
-        from airflow_provider_prefs.errors import PrefsError
+        from airflow_provider_prefs.errors import (
+            AuthenticationError,
+            ConfigurationError,
+            PermissionDeniedError,
+            PrefsError,
+            UntrustedCertificateError,
+        )
         from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook
         from airflow_provider_prefs.models import profile_summary
 
@@ -71,6 +77,10 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
                 profile = await hook.get_profile(self.alternate_id, self.alternate_id_type)
                 summary = profile_summary(profile, self.target)
             except PrefsError as exc:
+                if isinstance(
+                    exc, AuthenticationError | PermissionDeniedError | ConfigurationError | UntrustedCertificateError
+                ):
+                    MyPreferencesAsyncHook.forget(self.conn_id)  # fixing the connection must be enough
                 if not exc.retryable:
                     return {"status": "error", "message": str(exc)}
                 self.log.warning("%s: %s; will check again", self.target, exc)
