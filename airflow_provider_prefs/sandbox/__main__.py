@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if args.tls_cert and args.tls_self_signed:
+        parser.error("use either --tls-cert/--tls-key or --tls-self-signed")
 
     state = SandboxState(args.seed, pending_delay=args.pending_delay, token_lifetime=args.token_lifetime)
     sock = bind(args.host, args.port)
