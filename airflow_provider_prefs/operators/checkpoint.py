@@ -1,0 +1,63 @@
+"""Task-level memory across retries and crashes, kept in Airflow's ``task_state_store`` (Airflow 3.3+).
+
+Operators record what they are about to send before sending and what came of it after, so a retry
+(after a timeout, a failed wait, or a worker killed mid-request) resumes instead of patching again.
+Where the store is missing (Airflow before 3.3, a runner without it) the task logs once that crash
+recovery is off and behaves as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+_log = logging.getLogger(__name__)
+_warned = False
+
+
+class TaskCheckpoint:
+    """Namespaced, JSON-only view of ``context["task_state_store"]``; every call is a no-op without one."""
+
+    def __init__(self, store: Any, namespace: str) -> None:
+        self._store = store
+        self._namespace = namespace
+
+    @classmethod
+    def from_context(cls, context: Any, namespace: str, log: logging.Logger | Any = _log) -> TaskCheckpoint:
+        """The checkpoint of the running task instance (unavailable ones warn once per process)."""
+        global _warned
+        store = context.get("task_state_store") if hasattr(context, "get") else None
+        if store is None and not _warned:
+            _warned = True
+            log.warning(
+                "task_state_store is not available (it needs Airflow 3.3+): crash recovery is off, so a task "
+                "retry after a lost answer or a killed worker sends its patch again"
+            )
+        return cls(store, namespace)
+
+    @property
+    def available(self) -> bool:
+        """True when values survive a retry of this task instance."""
+        return self._store is not None
+
+    def _key(self, key: str) -> str:
+        return f"{self._namespace}.{key}"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The stored value, or ``default``."""
+        if self._store is None:
+            return default
+        return self._store.get(self._key(key), default)
+
+    def set(self, key: str, value: Any) -> None:
+        """Store a JSON value until the task instance succeeds (Airflow clears the store then)."""
+        if self._store is None:
+            return
+        from airflow.sdk.execution_time.context import NEVER_EXPIRE
+
+        self._store.set(self._key(key), value, retention=NEVER_EXPIRE)
+
+    def delete(self, key: str) -> None:
+        """Forget a value."""
+        if self._store is not None:
+            self._store.delete(self._key(key))
