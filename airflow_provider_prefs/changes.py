@@ -30,6 +30,25 @@ class Resource:
     summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
 
 
+@dataclass(frozen=True)
+class PlannedChange:
+    """What :func:`plan_change` decided: the exact operations to send, and what they were planned on.
+
+    ``ops`` is JSON and final: a task records it (task checkpoint) *before* sending, and a retry or a
+    resumed bulk run sends these same operations again instead of planning anew, so a copy that
+    already landed is recognised rather than applied twice.
+    """
+
+    ops: Patch
+    #: The document the change was planned against (None when it was not read).
+    base: dict[str, Any] | None = None
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the resource already matches: nothing to send."""
+        return not self.ops
+
+
 def as_json(value: Any, name: str) -> Any:
     """Templated values arrive as JSON text unless the DAG renders native objects."""
     if isinstance(value, str | bytes):
@@ -42,28 +61,33 @@ def as_json(value: Any, name: str) -> Any:
     return value
 
 
-def apply_change(
-    resource: Resource,
-    *,
-    patch: Any = None,
-    desired: Any = None,
-    dry_run: bool = False,
-    log: logging.Logger | Any = _log,
-) -> PatchOutcome:
-    """Validate or plan, then preview (dry run) or send exactly once; return the outcome summary."""
+def plan_change(resource: Resource, *, patch: Any = None, desired: Any = None) -> PlannedChange:
+    """Validate an explicit patch, or plan the minimal guarded patch from a desired state."""
     from airflow_provider_prefs.errors import InvalidInputError
 
     if (patch is None) == (desired is None):
         raise InvalidInputError(f"{resource.target}: give exactly one of patch or desired")
-    current: dict[str, Any] | None = None
     if desired is not None:
         current = resource.read()
-        ops = plan_patch(current, as_json(desired, "desired"), resource.rules)
-        if not ops:
-            log.info("%s is already up to date; nothing sent", resource.target)
-            return resource.summarize(PatchOutcome(status="unchanged", target=resource.target), current)
-    else:
-        ops = validate_patch(as_json(patch, "patch"), resource.rules)
+        return PlannedChange(ops=plan_patch(current, as_json(desired, "desired"), resource.rules), base=current)
+    return PlannedChange(ops=validate_patch(as_json(patch, "patch"), resource.rules))
+
+
+def send_change(
+    resource: Resource,
+    planned: PlannedChange,
+    *,
+    dry_run: bool = False,
+    log: logging.Logger | Any = _log,
+) -> PatchOutcome:
+    """Preview (dry run) or send a planned change exactly once; return the outcome summary."""
+    ops, current = planned.ops, planned.base
+    if planned.unchanged:
+        log.info("%s is already up to date; nothing sent", resource.target)
+        return resource.summarize(
+            PatchOutcome(status="unchanged", target=resource.target),
+            current if current is not None else resource.read(),
+        )
     if dry_run:
         if current is None:
             current = resource.read()
@@ -75,3 +99,15 @@ def apply_change(
         log.warning("%s: the answer was lost; a re-read confirmed the patch was applied once", resource.target)
     outcome = PatchOutcome(status="applied", target=resource.target, operations=len(ops), reconciled=result.reconciled)
     return resource.summarize(outcome, result.answer)
+
+
+def apply_change(
+    resource: Resource,
+    *,
+    patch: Any = None,
+    desired: Any = None,
+    dry_run: bool = False,
+    log: logging.Logger | Any = _log,
+) -> PatchOutcome:
+    """Plan, then preview (dry run) or send exactly once: :func:`plan_change` + :func:`send_change`."""
+    return send_change(resource, plan_change(resource, patch=patch, desired=desired), dry_run=dry_run, log=log)
