@@ -183,11 +183,17 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Adobe Journey Optimizer Offer Library",
-                "python-modules": ["airflow_provider_prefs.operators.offer_library"],
+                "python-modules": [
+                    "airflow_provider_prefs.operators.offer_library",
+                    "airflow_provider_prefs.operators.bulk",
+                ],
             },
             {
                 "integration-name": "PossibleNOW MyPreferences",
-                "python-modules": ["airflow_provider_prefs.operators.mypreferences"],
+                "python-modules": [
+                    "airflow_provider_prefs.operators.mypreferences",
+                    "airflow_provider_prefs.operators.bulk",
+                ],
             },
         ],
         "sensors": [
