@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
 export AIRFLOW_HOME ?= $(CURDIR)/build/airflow
 
-.PHONY: install test lint unit demo bench sandbox constraints compat constraints-airflow2 clean docs dist dist-check
+.PHONY: install test lint unit demo bench sandbox constraints clean docs dist dist-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,21 +56,5 @@ constraints: install
 	@{ echo "# Pinned versions for 'make' (Airflow 3.3.2, Python 3.11). Regenerate with 'make constraints'."; \
 	  $(BIN)/uv pip freeze --python $(BIN)/python | grep -v -E "^(-e |airflow-provider-prefs|pip==|setuptools==)"; } > constraints.txt
 
-# The same suite on Airflow 2.10 (its own venv and Airflow home); not part of `make test`.
-VENV2  := .venv-airflow2
-STAMP2 := $(VENV2)/.installed-stamp
-
-$(STAMP2): pyproject.toml constraints-airflow2.txt | install
-	@test -x $(VENV2)/bin/python || $(BIN)/uv venv -q --python $(PYTHON) $(VENV2)
-	$(BIN)/uv pip install -q --python $(VENV2)/bin/python -c constraints-airflow2.txt "apache-airflow==2.10.5" -e ".[test]"
-	@touch $(STAMP2)
-
-compat: $(STAMP2)
-	PREFS_TEST_AIRFLOW_HOME=$(CURDIR)/build/airflow2-test $(VENV2)/bin/python -m pytest -rs
-
-constraints-airflow2: $(STAMP2)
-	@{ echo "# Pinned versions for 'make compat' (Airflow 2.10.5, Python 3.11). Regenerate with 'make constraints-airflow2'."; \
-	  $(BIN)/uv pip freeze --python $(VENV2)/bin/python | grep -v -E "^(-e |airflow-provider-prefs|pip==|setuptools==)"; } > constraints-airflow2.txt
-
 clean:
-	rm -rf $(VENV) $(VENV2) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
