@@ -11,7 +11,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/build/airflow
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e . --group test --group release --group docs
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[openlineage]" --group test --group release --group docs
 	@touch $(STAMP)
 
 install: $(STAMP)

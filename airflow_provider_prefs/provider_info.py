@@ -208,6 +208,20 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_prefs.triggers.profile_status"],
             }
         ],
+        "asset-uris": [
+            {
+                "schemes": ["adobe-offer"],
+                "handler": "airflow_provider_prefs.assets.sanitize_offer_uri",
+                "factory": "airflow_provider_prefs.assets.create_offer_asset",
+                "to_openlineage_converter": "airflow_provider_prefs.assets.convert_asset_to_openlineage",
+            },
+            {
+                "schemes": ["mypreferences"],
+                "handler": "airflow_provider_prefs.assets.sanitize_profiles_uri",
+                "factory": "airflow_provider_prefs.assets.create_profiles_asset",
+                "to_openlineage_converter": "airflow_provider_prefs.assets.convert_asset_to_openlineage",
+            },
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_prefs.hooks.offer_library.OfferLibraryHook",
