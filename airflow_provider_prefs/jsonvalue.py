@@ -77,6 +77,26 @@ def check_json_value(value: Any, where: str, *, what: str = "value") -> None:
             pending.extend((child, f"{pointer}/{index}", depth + 1) for index, child in enumerate(item))
 
 
+def check_depth(value: Any, where: str, *, what: str = "value") -> None:
+    """Only the nesting limit of :func:`check_json_value`, for values that may still hold non-JSON
+    placeholders (an operator argument can contain XComArgs; Airflow walks it recursively at once)."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = item
+        else:
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise InvalidInputError(
+                f"{what} {where} is nested more than {MAX_JSON_DEPTH} levels deep; neither service accepts "
+                "documents that deep: flatten it"
+            )
+        pending.extend((child, depth + 1) for child in children)
+
+
 def parse_json_text(text: str | bytes, what: str, error: type[InvalidInputError] = InvalidInputError) -> Any:
     """JSON text (e.g. a rendered template) to a value; ``NaN``/``Infinity`` and deep nesting refused."""
     try:

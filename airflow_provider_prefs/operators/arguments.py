@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_prefs.errors import InvalidArgumentError, quoted
+from airflow_provider_prefs.errors import InvalidArgumentError, InvalidInputError, quoted
+from airflow_provider_prefs.jsonvalue import check_depth
 
 
 def positive_seconds(owner: str, name: str, value: Any) -> float:
@@ -26,8 +27,18 @@ def positive_seconds(owner: str, name: str, value: Any) -> float:
     return float(seconds)
 
 
-def exactly_one_change(owner: str, patch: Any, desired: Any) -> None:
-    """A patch operator needs ``patch=`` or ``desired=``, not both and not neither."""
+def check_change_arguments(owner: str, patch: Any, desired: Any) -> None:
+    """A patch operator needs ``patch=`` or ``desired=``, not both and not neither, nested boundedly.
+
+    The depth is checked here because Airflow walks template fields recursively right after
+    ``__init__`` (looking for XComArgs): a value 3,000 levels deep would be a raw ``RecursionError``.
+    Content (NaN, datetimes...) is checked when the task runs, once templates are rendered.
+    """
+    for name, value in (("patch", patch), ("desired", desired)):
+        try:
+            check_depth(value, f"{name}=", what=owner)
+        except InvalidInputError as exc:
+            raise InvalidArgumentError(str(exc)) from None
     if (patch is None) == (desired is None):
         given = "both" if patch is not None else "neither"
         raise InvalidArgumentError(

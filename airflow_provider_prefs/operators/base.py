@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
-from airflow_provider_prefs.operators.arguments import exactly_one_change
+from airflow_provider_prefs.operators.arguments import check_change_arguments
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.changes import Resource
@@ -42,7 +42,7 @@ class PatchOperatorBase(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        exactly_one_change(type(self).__name__, patch, desired)
+        check_change_arguments(type(self).__name__, patch, desired)
         self.allow_type_changes = allow_type_changes
         self.conn_id = conn_id
         self.patch = patch
