@@ -6,7 +6,6 @@ date", dry runs and exactly-once sends behave the same everywhere.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass

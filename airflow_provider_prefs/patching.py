@@ -161,15 +161,15 @@ def parse_patch(patch: Any) -> Patch:
         patch = parse_json_text(patch, "patch", PatchValidationError)
     if not isinstance(patch, list):
         raise PatchValidationError(
-            f"a JSON Patch must be a list of operations like [{{\"op\": \"replace\", \"path\": \"/x\", "
-            f"\"value\": 1}}], got {_a(json_type(patch)) if _is_json_kind(patch) else type(patch).__name__}"
+            f'a JSON Patch must be a list of operations like [{{"op": "replace", "path": "/x", '
+            f'"value": 1}}], got {_a(json_type(patch)) if _is_json_kind(patch) else type(patch).__name__}'
         )
     if not patch:
         raise PatchValidationError("patch is empty: there is nothing to send; give at least one operation")
     for index, op in enumerate(patch):
         if not isinstance(op, dict):
             raise PatchValidationError(
-                f"{describe_op(index, op)} is not an object: each operation is {{\"op\", \"path\", ...}}",
+                f'{describe_op(index, op)} is not an object: each operation is {{"op", "path", ...}}',
                 op_index=index,
             )
         try:
@@ -241,8 +241,8 @@ def validate_patch(patch: Any, rules: PatchRules) -> Patch:
                 "remove this operation",
                 op_index=index,
             )
-        if name in ("add", "replace") and (problem := schema_problem(_tokens(op["path"]), op["value"], rules)):
-            raise PatchValidationError(f"{describe_op(index, op)}: {problem}", op_index=index)
+        if name in ("add", "replace") and (wrong := schema_problem(_tokens(op["path"]), op["value"], rules)):
+            raise PatchValidationError(f"{describe_op(index, op)}: {wrong}", op_index=index)
     if rules.descending_removes:
         problem = first_misordered_remove(ops)
         if problem is not None:
@@ -338,7 +338,7 @@ def validate_desired(desired: Any, rules: PatchRules) -> dict[str, Any]:
     if not isinstance(desired, dict):
         shown = _a(json_type(desired)) if _is_json_kind(desired) else f"a Python {type(desired).__name__}"
         raise PatchValidationError(
-            f"desired state must be an object of the fields you want (e.g. {{\"name\": \"x\"}}), got {shown}"
+            f'desired state must be an object of the fields you want (e.g. {{"name": "x"}}), got {shown}'
         )
     try:
         check_json_value(desired, "", what="desired state: value")
@@ -356,9 +356,7 @@ def validate_desired(desired: Any, rules: PatchRules) -> dict[str, Any]:
     return desired
 
 
-def plan_patch(
-    current: dict[str, Any], desired: Any, rules: PatchRules, *, allow_type_changes: bool = False
-) -> Patch:
+def plan_patch(current: dict[str, Any], desired: Any, rules: PatchRules, *, allow_type_changes: bool = False) -> Patch:
     """The minimal, guarded patch that turns ``current`` into ``desired`` (empty when equal).
 
     ``jsonpatch`` computes the difference; it is then rewritten into what the API accepts (no

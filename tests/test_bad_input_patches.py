@@ -36,7 +36,7 @@ from airflow_provider_prefs.sensors.profile_status import ProfileUpdateStatusSen
 
 AirflowFailException = fail_task_exception()
 OFFER = "fallbackOffer1234"
-ADA = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
+ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 #: Token + GET: what a desired state costs before anything can be compared with the current document.
 TOKEN_AND_GET = 2
 
@@ -306,7 +306,7 @@ CASES: list[BadInput] = [
         task_id="t", **ADA, patch=replace("/IsActive", True), wait_timeout=-5)),
              InvalidArgumentError, ("wait_timeout must be a positive number", "-5")),
     BadInput("profile-wait-timeout-string", lazy(lambda: ProfilePatchOperator(
-        task_id="t", **ADA, patch=replace("/IsActive", True), wait_timeout="1h")),
+        task_id="t", **ADA, patch=replace("/IsActive", True), wait_timeout="1h")),  # type: ignore[arg-type]
              InvalidArgumentError, ("wait_timeout must be a positive number", "'1h'")),
     # ----- hooks called directly ------------------------------------------------------------------
     BadInput("offer-hook-nan", lazy(lambda: OfferLibraryHook().patch_offer(OFFER, replace("/name", NAN))),

@@ -130,9 +130,8 @@ class OfferLibraryHook(PrefsApiHook):
 
     def get_offer(self, offer_id: str) -> dict[str, Any]:
         """The full fallback offer document."""
-        return dict(
-            self.send(ApiRequest("GET", self.offer_url(offer_id), action=f"GET offer {quoted(offer_id)}", params=FALLBACK))
-        )
+        url = self.offer_url(offer_id)
+        return dict(self.send(ApiRequest("GET", url, action=f"GET offer {quoted(offer_id)}", params=FALLBACK)))
 
     def patch_offer(self, offer_id: str, patch: Patch | str, *, base: dict[str, Any] | None = None) -> PatchResult:
         """Validate and send a JSON Patch to a fallback offer, applied exactly once.
