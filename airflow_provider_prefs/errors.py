@@ -21,15 +21,15 @@ def shorten(text: str, limit: int = QUOTED_CHARS) -> str:
     """``text`` cut to ``limit`` characters, saying how long it was when cut."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}...({len(text)} chars)"
+    return f"{text[:limit]}...({len(text):,} chars)"
 
 
 def quoted(value: object, limit: int = QUOTED_CHARS) -> str:
     """``repr(value)`` for a message, bounded: how every id, path or value is quoted in an error."""
-    if isinstance(value, str) and len(value) > limit:
-        # Do not repr a 100 KB string just to cut it.
-        return shorten(repr(value[: limit + 1]), limit)
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, str):
+        # Cut before repr: a 100 KB id is never copied whole into a message.
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}...({len(value):,} chars)"
+    if isinstance(value, int | float | bool) or value is None:
         return shorten(repr(value), limit)
     return f"<{type(value).__name__}>"
 

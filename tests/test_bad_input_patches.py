@@ -393,8 +393,8 @@ def test_long_id_is_truncated_in_service_errors(connections: Any) -> None:
     with pytest.raises(NotFoundError) as caught:
         MyPreferencesHook().get_profile(long_id, "Email")
     message = str(caught.value)
-    assert long_id not in message and "(1,000 chars)" not in message
-    assert len(message) < 1_000 and "HTTP 404" in message and "chars)" in message
+    assert long_id not in message and "(1,000 chars)" in message
+    assert len(message) < 1_000 and "HTTP 404" in message
 
 
 def test_request_limit_is_checked_by_the_client_before_sending(connections: Any) -> None:
