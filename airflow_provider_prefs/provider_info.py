@@ -40,6 +40,11 @@ TRANSPORT_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Max total retry wait (s)",
         "schema": {"type": ["number", "null"], "default": 120},
     },
+    "max_request_bytes": {
+        "label": "Max request body (bytes)",
+        "description": "Larger patches are refused before sending (nothing is applied).",
+        "schema": {"type": ["integer", "null"], "default": 1048576, "minimum": 1},
+    },
     "ca_bundle": {
         "label": "CA bundle path",
         "description": "PEM bundle for a private CA. Certificates are always verified unless verify_tls is false.",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
+from airflow_provider_prefs.operators.arguments import check_change_arguments
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.changes import Resource
@@ -21,6 +22,8 @@ class PatchOperatorBase(BaseOperator):
         nothing is sent when it already matches.
     :param dry_run: log the patch and a diff of the resulting document; send no change.
     :param transport: overrides of the connection's transport extras (``timeout``, ``max_attempts``...).
+    :param allow_type_changes: let ``desired`` change a field's JSON type (e.g. a list to a string);
+        refused by default because it is far more often a mistake.
     """
 
     template_fields: Sequence[str] = ("patch", "desired", "conn_id")
@@ -35,11 +38,12 @@ class PatchOperatorBase(BaseOperator):
         desired: Any = None,
         dry_run: bool = False,
         transport: dict[str, Any] | None = None,
+        allow_type_changes: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (patch is None) == (desired is None):
-            raise ValueError(f"{type(self).__name__} needs exactly one of patch= or desired=")
+        check_change_arguments(type(self).__name__, patch, desired)
+        self.allow_type_changes = allow_type_changes
         self.conn_id = conn_id
         self.patch = patch
         self.desired = desired
@@ -62,7 +66,12 @@ class PatchOperatorBase(BaseOperator):
 
         try:
             outcome = apply_change(
-                self.resource(), patch=self.patch, desired=self.desired, dry_run=self.is_dry_run, log=self.log
+                self.resource(),
+                patch=self.patch,
+                desired=self.desired,
+                dry_run=self.is_dry_run,
+                allow_type_changes=self.allow_type_changes,
+                log=self.log,
             )
         except PrefsError as exc:
             if exc.retryable:

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_prefs._compat import BaseSensorOperator, PokeReturnValue, fail_task_exception
+from airflow_provider_prefs.operators.arguments import check_sensor_arguments
 from airflow_provider_prefs.operators.mypreferences import default_deferrable
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
@@ -70,6 +71,7 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        check_sensor_arguments(type(self).__name__, kwargs)  # before Airflow's own, vaguer checks
         super().__init__(**kwargs)
         self.alternate_id = alternate_id
         self.alternate_id_type = alternate_id_type
