@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefs.exactly_once import PatchResult
+from airflow_provider_prefs.guards import prepare
 from airflow_provider_prefs.models import PatchOutcome
 from airflow_provider_prefs.patching import Patch, PatchRules, plan_patch, render_preview, validate_patch
 
@@ -26,6 +27,7 @@ class Resource:
     target: str
     rules: PatchRules
     read: Callable[[], dict[str, Any]]
+    #: Sends exactly the given (planned) operations; the second argument is the planning base.
     patch: Callable[[Patch, dict[str, Any] | None], PatchResult]
     summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
 
@@ -62,7 +64,12 @@ def as_json(value: Any, name: str) -> Any:
 
 
 def plan_change(resource: Resource, *, patch: Any = None, desired: Any = None) -> PlannedChange:
-    """Validate an explicit patch, or plan the minimal guarded patch from a desired state."""
+    """Validate (and guard, when a second copy could apply twice) an explicit patch, or plan the
+    minimal guarded patch from a desired state.
+
+    The returned ``ops`` are final: :func:`send_change` sends exactly them, and ``base`` is the
+    document they were planned against (read only when a guard or the desired state needs it).
+    """
     from airflow_provider_prefs.errors import InvalidInputError
 
     if (patch is None) == (desired is None):
@@ -70,7 +77,10 @@ def plan_change(resource: Resource, *, patch: Any = None, desired: Any = None) -
     if desired is not None:
         current = resource.read()
         return PlannedChange(ops=plan_patch(current, as_json(desired, "desired"), resource.rules), base=current)
-    return PlannedChange(ops=validate_patch(as_json(patch, "patch"), resource.rules))
+    # A patch whose second copy would apply again is guarded here, against a read of the resource,
+    # so the checkpointed ops are the guarded ones and a retry can resend them safely.
+    ops, base = prepare(validate_patch(as_json(patch, "patch"), resource.rules), resource.rules, resource.read)
+    return PlannedChange(ops=ops, base=base)
 
 
 def send_change(

@@ -22,6 +22,7 @@ import pytest
 from helpers import set_connection
 
 from airflow_provider_prefs.changes import apply_change
+from airflow_provider_prefs.errors import PrefsError
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 
@@ -163,17 +164,22 @@ def test_every_patch_applied_exactly_once_under_faults(sandbox: Any, monkeypatch
     sandbox.state.set_faults(fault_rules(seed=7))
 
     reconciled = sent = 0
+    errors: list[str] = []
     started = time.monotonic()
     for i in range(PER_TARGET):
         kind = KINDS[i % len(KINDS)]
         for target in targets:
             marker = f"m-{target.name}-{kind}-{i}"
-            outcome = getattr(target, kind)(marker)
-            reconciled += bool(outcome.reconciled)
             target.sent[kind].append(marker)
             if kind.endswith("append"):
                 target.sent["appended in order"].append(marker)
             sent += 1
+            try:
+                outcome = getattr(target, kind)(marker)
+            except PrefsError as exc:  # counted, so one failure does not hide what the rest did
+                errors.append(f"{marker}: {exc}")
+                continue
+            reconciled += bool(outcome.reconciled)
     elapsed = time.monotonic() - started
     sandbox.state.set_faults([])
     entries = wait_for_quiet(sandbox, LATE + 0.5)  # requests held back land after the client moved on
@@ -196,8 +202,9 @@ def test_every_patch_applied_exactly_once_under_faults(sandbox: Any, monkeypatch
         f"faulted={len(faulted)} ({len(faulted) / len(patch_calls):.0%}) kinds={dict(sorted(kinds.items()))} "
         f"reconciled={reconciled} applied_once={sum(1 for m in markers if effects[m] == 1)} "
         f"duplicates={len(duplicates)} lost={len(lost)} idempotent_repeats={sum(repeats.values())} "
-        f"seconds={elapsed:.0f}"
+        f"errors={len(errors)} seconds={elapsed:.0f}"
     )
+    assert errors == []
     # Faults really happened, of every kind, on more than 30% of patch calls.
     assert sent == 4 * PER_TARGET >= 200 and appends * 2 == sent
     assert len(faulted) / len(patch_calls) >= 0.30, kinds
@@ -239,11 +246,23 @@ def test_concurrent_change_after_a_lost_answer_is_reported_not_guessed(connectio
 
     hook = OfferLibraryHook()
     base = hook.get_offer("fallbackOffer1234")
+    # Someone else changes the very array our append (guarded on ``base``) pins.
+    hook.patch_offer("fallbackOffer1234", [{"op": "replace", "path": "/labels", "value": ["theirs"]}])
+    connections.state.set_faults([{"route": "offer.patch", "kind": "503_before", "count": 1}])
+    with pytest.raises(OutcomeUnknownError, match=r"could not tell.*To check: read the resource and look at /labels/-"):
+        hook.patch_offer("fallbackOffer1234", [{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
+    assert connections.state.offer("dev", "fallbackOffer1234")["labels"] == ["theirs"]
+
+
+def test_an_unrelated_concurrent_change_does_not_block_a_guarded_resend(connections: Any) -> None:
+    hook = OfferLibraryHook()
+    base = hook.get_offer("fallbackOffer1234")
     hook.patch_offer("fallbackOffer1234", [{"op": "replace", "path": "/name", "value": "someone else"}])
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_before", "count": 1}])
-    with pytest.raises(OutcomeUnknownError, match="could not tell"):
-        hook.patch_offer("fallbackOffer1234", [{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
-    assert "x" not in connections.state.offer("dev", "fallbackOffer1234")["labels"]
+    result = hook.patch_offer("fallbackOffer1234", [{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
+    assert result.resends == 1
+    offer = connections.state.offer("dev", "fallbackOffer1234")
+    assert offer["labels"] == [*base["labels"], "x"] and offer["name"] == "someone else"
 
 
 def test_429_retry_after_is_honoured(connections: Any) -> None:

@@ -22,7 +22,7 @@ from airflow_provider_prefs.hooks.base import (
     require_id,
 )
 from airflow_provider_prefs.http_client import ApiRequest, AsyncApiClient
-from airflow_provider_prefs.patching import PROFILE_RULES, Patch, validate_patch
+from airflow_provider_prefs.patching import PROFILE_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     DEFAULT_PROFILE_PATH,
     MYPREFERENCES_CONN_TYPE,
@@ -188,8 +188,16 @@ class MyPreferencesHook(PrefsApiHook):
 
         Only add/replace/remove/test are accepted, array removes must be in descending index order,
         and ``ProfileId``, ``Edited`` and ``UpdateStatus`` are read-only; all checked before sending.
+        A patch whose second copy would apply again (an append, say) is first guarded with ``test``
+        ops from ``base``, or from a fresh read of the profile when ``base`` is not given.
         """
-        ops = validate_patch(patch, self.patch_rules)
+        ops, base = self.prepare_patch(patch, lambda: self.get_profile(alternate_id, alternate_id_type), base)
+        return self.send_profile_patch(alternate_id, alternate_id_type, ops, base=base)
+
+    def send_profile_patch(
+        self, alternate_id: str, alternate_id_type: str, ops: Patch, *, base: dict[str, Any] | None = None
+    ) -> PatchResult:
+        """Send exactly ``ops`` (validated and guarded beforehand, e.g. by :meth:`prepare_patch`)."""
         request = self.settings.profile_request("PATCH", alternate_id, alternate_id_type, ops)
         return self.send_patch(request, ops, read=lambda: self.get_profile(alternate_id, alternate_id_type), base=base)
 
@@ -205,7 +213,7 @@ class MyPreferencesHook(PrefsApiHook):
             target=target,
             rules=self.patch_rules,
             read=lambda: self.get_profile(alternate_id, alternate_id_type),
-            patch=lambda ops, base: self.patch_profile(alternate_id, alternate_id_type, ops, base=base),
+            patch=lambda ops, base: self.send_profile_patch(alternate_id, alternate_id_type, ops, base=base),
             summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
         )
 
