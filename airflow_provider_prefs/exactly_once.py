@@ -34,7 +34,7 @@ from airflow_provider_prefs.errors import (
     OutcomeUnknownError,
     PatchValidationError,
 )
-from airflow_provider_prefs.guards import repeat_changes, safe_to_resend
+from airflow_provider_prefs.guards import needs_guard, repeat_changes, safe_to_resend
 from airflow_provider_prefs.patching import Patch, PatchRules, apply_patch, is_guarded
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ class PatchResult:
 
 
 def needs_base(ops: Patch) -> bool:
-    """True when only a pre-read document can tell, after a lost answer, whether ``ops`` landed."""
-    return not is_guarded(ops) and any(repeat_changes(op) for op in ops)
+    """True when ``ops`` must be guarded from a pre-read document before it is sent (see :func:`needs_guard`)."""
+    return needs_guard(ops)
 
 
 def judge(

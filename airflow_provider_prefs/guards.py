@@ -19,7 +19,14 @@ from typing import Any
 
 import jsonpointer
 
-from airflow_provider_prefs.patching import Patch, PatchRules, is_guarded, pin_values, validate_patch
+from airflow_provider_prefs.patching import (
+    Patch,
+    PatchRules,
+    is_guarded,
+    pin_values,
+    touches_array_position,
+    validate_patch,
+)
 
 
 def _tokens(pointer: str) -> list[str]:
@@ -27,14 +34,11 @@ def _tokens(pointer: str) -> list[str]:
 
 
 def repeat_changes(op: dict[str, Any]) -> bool:
-    """True when applying ``op`` again, right after it was applied, can change the document again."""
-    name = op["op"]
-    if name in ("copy", "move"):
-        return True  # the source may have changed in between, and an array target grows again
-    if name in ("test", "replace"):
-        return False
-    tokens = _tokens(op["path"])
-    return bool(tokens) and (tokens[-1] == "-" or tokens[-1].isdigit())
+    """True when applying ``op`` again, right after it was applied, can change the document again.
+
+    That is an op on an array position (append, insert, remove at an index) or a ``copy``/``move``.
+    """
+    return touches_array_position(op)
 
 
 def _covered(op: dict[str, Any], tests: list[list[str]]) -> bool:
