@@ -76,7 +76,7 @@ def test_prepare_reads_once_and_guards_only_the_repeatable_part() -> None:
         reads.append(1)
         return copy.deepcopy(PROFILE)
 
-    patch = [
+    patch: Patch = [
         {"op": "replace", "path": "/CustomerName/FirstName", "value": "Grace"},
         {"op": "remove", "path": "/CustomFields/1"},
         {"op": "add", "path": "/CustomFields/-", "value": {"Name": "c", "Value": "3"}},
@@ -105,7 +105,7 @@ def _offer_resource(doc: dict[str, Any], sent: list[Patch]) -> Resource:
 
 
 def test_plan_change_returns_the_guarded_ops_and_send_change_sends_exactly_them() -> None:
-    doc, sent = copy.deepcopy(OFFER), []
+    doc, sent = copy.deepcopy(OFFER), list[Patch]()
     resource = _offer_resource(doc, sent)
     planned = plan_change(resource, patch=APPEND)
     assert planned.base == OFFER
