@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefs.exactly_once import PatchResult
+from airflow_provider_prefs.guards import prepare
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES, encode_json, parse_json_text
 from airflow_provider_prefs.models import PatchOutcome
 from airflow_provider_prefs.patching import (
@@ -33,6 +34,7 @@ class Resource:
     target: str
     rules: PatchRules
     read: Callable[[], dict[str, Any]]
+    #: Sends exactly the given (planned) operations; the second argument is the planning base.
     patch: Callable[[Patch, dict[str, Any] | None], PatchResult]
     summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
     #: The connection's ``max_request_bytes``: a change whose body would be larger is refused
@@ -71,10 +73,13 @@ def as_json(value: Any, name: str) -> Any:
 def plan_change(
     resource: Resource, *, patch: Any = None, desired: Any = None, allow_type_changes: bool = False
 ) -> PlannedChange:
-    """Validate an explicit patch, or plan the minimal guarded patch from a desired state.
+    """Validate (and guard, when a second copy could apply twice) an explicit patch, or plan the
+    minimal guarded patch from a desired state.
 
     Everything that can be judged without the resource (JSON values, read-only fields, the
     vendor's field types, body size) is checked before it is read, so bad input costs no request.
+    The returned ``ops`` are final: :func:`send_change` sends exactly them, and ``base`` is the
+    document they were planned against (read only when a guard or the desired state needs it).
     """
     from airflow_provider_prefs.errors import InvalidInputError
 
@@ -87,12 +92,16 @@ def plan_change(
         encode_json(desired, limit=limit, what=f"{resource.target}: desired state")
         current = resource.read()
         ops = plan_patch(current, desired, resource.rules, allow_type_changes=allow_type_changes)
+        base: dict[str, Any] | None = current
     else:
         ops = validate_patch(as_json(patch, "patch"), resource.rules)
-        current = None
+        encode_json(ops, limit=limit, what=resource.target)
+        # A patch whose second copy would apply again is guarded here, against a read of the resource,
+        # so the checkpointed ops are the guarded ones and a retry can resend them safely.
+        ops, base = prepare(ops, resource.rules, resource.read)
     if ops:
         encode_json(ops, limit=limit, what=resource.target)
-    return PlannedChange(ops=ops, base=current)
+    return PlannedChange(ops=ops, base=base)
 
 
 def send_change(

@@ -376,7 +376,7 @@ def plan_patch(current: dict[str, Any], desired: Any, rules: PatchRules, *, allo
     ops = _without_forbidden_moves(base, ops, rules)
     if rules.descending_removes:
         ops = _with_ordered_removes(ops, target)
-    guarded = _guard(base, ops) + ops
+    guarded = pin_values(base, ops) + ops
     return validate_patch(guarded, rules)
 
 
@@ -470,7 +470,12 @@ def _guard_pointer(base: dict[str, Any], pointer: str) -> str | None:
     return None
 
 
-def _guard(base: dict[str, Any], ops: Patch) -> Patch:
+def pin_values(base: dict[str, Any], ops: Patch) -> Patch:
+    """``test`` ops pinning, in ``base``, the values ``ops`` change (arrays whole, nested pins merged).
+
+    An op on an array element pins the whole array; an op on an object member pins that member, or
+    its nearest existing ancestor when it is new. Nothing is pinned for a new top-level member.
+    """
     pointers: list[str] = []
     for op in ops:
         for target in [op["path"]] + ([op["from"]] if op["op"] in ("move",) else []):

@@ -10,10 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_provider_prefs._compat import BaseHook, mask_secret
 from airflow_provider_prefs.errors import (
-    BadRequestError,
-    ConcurrentModificationError,
     ConfigurationError,
-    ConflictError,
     InvalidInputError,
     PrefsError,
     quoted,
@@ -191,6 +188,23 @@ class PrefsApiHook(BaseHook):
         encode_json(ops, limit=self.transport.max_request_bytes, what=action)
         return ops
 
+    def prepare_patch(
+        self,
+        patch: Patch | str,
+        action: str,
+        read: Callable[[], dict[str, Any]],
+        base: dict[str, Any] | None = None,
+    ) -> tuple[Patch, dict[str, Any] | None]:
+        """Check ``patch`` (:meth:`checked_patch`); guard it if a second copy could apply twice.
+
+        Returns the operations to send and the document they were planned against; reads the
+        resource only for a patch that needs a guard and no ``base`` was given
+        (:mod:`~airflow_provider_prefs.guards`).
+        """
+        from airflow_provider_prefs.guards import prepare
+
+        return prepare(self.checked_patch(patch, action), self.patch_rules, read, base)
+
     def send_patch(
         self,
         request: ApiRequest,
@@ -199,33 +213,19 @@ class PrefsApiHook(BaseHook):
         read: Callable[[], dict[str, Any]],
         base: dict[str, Any] | None = None,
     ) -> PatchResult:
-        """Send a validated patch exactly once (see :mod:`airflow_provider_prefs.exactly_once`)."""
-        from airflow_provider_prefs.exactly_once import needs_base, send_exactly_once
+        """Send exactly ``ops`` (already prepared), applied once (see :mod:`airflow_provider_prefs.exactly_once`)."""
+        from airflow_provider_prefs.exactly_once import send_exactly_once
 
-        if base is None and needs_base(ops):
-            # Costs one GET, and only for unguarded array-position patches: without it a lost
-            # answer could not be told apart from a patch that never landed.
-            base = read()
-        try:
-            return send_exactly_once(
-                action=request.action,
-                ops=ops,
-                rules=self.patch_rules,
-                send=lambda: self.client.send(request),
-                read=read,
-                base=base,
-                version_key=self.version_key,
-                max_resends=self.transport.max_attempts - 1,
-            )
-        except (BadRequestError, ConflictError) as exc:
-            failed = _broken_guard(ops, read) if any(op["op"] == "test" for op in ops) else None
-            if failed is None:
-                raise
-            raise ConcurrentModificationError(
-                f"{request.action} refused: the resource does not match the patch's test of {failed['path']} "
-                f"(expected {failed['value']!r}), so it changed since the patch was planned or the test is "
-                "wrong. Nothing was applied; re-read the resource before patching again."
-            ) from exc
+        return send_exactly_once(
+            action=request.action,
+            ops=ops,
+            rules=self.patch_rules,
+            send=lambda: self.client.send(request),
+            read=read,
+            base=base,
+            version_key=self.version_key,
+            max_resends=self.transport.max_attempts - 1,
+        )
 
     def bulk_apply(
         self,
@@ -274,20 +274,6 @@ class PrefsApiHook(BaseHook):
             return False, str(exc)
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
-
-
-def _broken_guard(ops: Patch, read: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
-    """The first ``test`` op that no longer holds on a fresh read, if any."""
-    from airflow_provider_prefs.patching import apply_patch
-
-    current = read()
-    for op in ops:
-        if op["op"] == "test":
-            try:
-                apply_patch(current, [op])
-            except InvalidInputError:
-                return op
-    return None
 
 
 def load_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:

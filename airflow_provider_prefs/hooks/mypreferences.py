@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import weakref
 from collections.abc import Iterable
 from functools import cached_property
@@ -190,10 +189,18 @@ class MyPreferencesHook(PrefsApiHook):
 
         Only add/replace/remove/test are accepted, array removes must be in descending index order,
         and ``ProfileId``, ``Edited`` and ``UpdateStatus`` are read-only; all checked before sending.
+        A patch whose second copy would apply again (an append, say) is first guarded with ``test``
+        ops from ``base``, or from a fresh read of the profile when ``base`` is not given.
         """
-        request = self.settings.profile_request("PATCH", alternate_id, alternate_id_type)
-        ops = self.checked_patch(patch, request.action)
-        request = dataclasses.replace(request, json_body=ops, resends_safely=False)
+        action = self.settings.profile_request("PATCH", alternate_id, alternate_id_type).action
+        ops, base = self.prepare_patch(patch, action, lambda: self.get_profile(alternate_id, alternate_id_type), base)
+        return self.send_profile_patch(alternate_id, alternate_id_type, ops, base=base)
+
+    def send_profile_patch(
+        self, alternate_id: str, alternate_id_type: str, ops: Patch, *, base: dict[str, Any] | None = None
+    ) -> PatchResult:
+        """Send exactly ``ops`` (validated and guarded beforehand, e.g. by :meth:`prepare_patch`)."""
+        request = self.settings.profile_request("PATCH", alternate_id, alternate_id_type, ops)
         return self.send_patch(request, ops, read=lambda: self.get_profile(alternate_id, alternate_id_type), base=base)
 
     def profile(self, alternate_id: str, alternate_id_type: str) -> Resource:
@@ -208,7 +215,7 @@ class MyPreferencesHook(PrefsApiHook):
             target=target,
             rules=self.patch_rules,
             read=lambda: self.get_profile(alternate_id, alternate_id_type),
-            patch=lambda ops, base: self.patch_profile(alternate_id, alternate_id_type, ops, base=base),
+            patch=lambda ops, base: self.send_profile_patch(alternate_id, alternate_id_type, ops, base=base),
             summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
             max_request_bytes=self.transport.max_request_bytes,
         )

@@ -136,12 +136,19 @@ class OfferLibraryHook(PrefsApiHook):
     def patch_offer(self, offer_id: str, patch: Patch | str, *, base: dict[str, Any] | None = None) -> PatchResult:
         """Validate and send a JSON Patch to a fallback offer, applied exactly once.
 
-        :param base: the offer as read before planning the patch, if the caller has it; lets a lost
-            answer be resolved by comparing ``etag`` (otherwise it is re-read when needed).
+        A patch whose second copy would apply again (an append, say) is first guarded with ``test``
+        ops from ``base``, or from a fresh read of the offer when ``base`` is not given.
+
+        :param base: the offer as read before planning the patch, if the caller has it.
         :return: the PATCH answer (offer metadata), or the re-read offer if the answer was lost.
         """
+        require_id(offer_id, "offer_id", path_segment=True)
+        ops, base = self.prepare_patch(patch, f"PATCH offer {quoted(offer_id)}", lambda: self.get_offer(offer_id), base)
+        return self.send_offer_patch(offer_id, ops, base=base)
+
+    def send_offer_patch(self, offer_id: str, ops: Patch, *, base: dict[str, Any] | None = None) -> PatchResult:
+        """Send exactly ``ops`` (validated and guarded beforehand, e.g. by :meth:`prepare_patch`)."""
         url = self.offer_url(offer_id)
-        ops = self.checked_patch(patch, f"PATCH offer {quoted(offer_id)}")
         request = ApiRequest(
             "PATCH",
             url,
@@ -162,7 +169,7 @@ class OfferLibraryHook(PrefsApiHook):
             target=f"offer {quoted(offer_id)}",
             rules=self.patch_rules,
             read=lambda: self.get_offer(offer_id),
-            patch=lambda ops, base: self.patch_offer(offer_id, ops, base=base),
+            patch=lambda ops, base: self.send_offer_patch(offer_id, ops, base=base),
             summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
             max_request_bytes=self.transport.max_request_bytes,
         )

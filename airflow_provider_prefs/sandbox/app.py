@@ -16,8 +16,9 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from airflow_provider_prefs.sandbox.faults import BEFORE_PROCESSING
+from airflow_provider_prefs.sandbox.faults import BEFORE_PROCESSING, DELAY_AFTER_PROCESSING, DELAY_BEFORE_PROCESSING
 from airflow_provider_prefs.sandbox.state import (
+    LAST_PATCH_CHANGED,
     REDACTED,
     SECRET_HEADERS,
     SandboxError,
@@ -78,34 +79,43 @@ def create_app(state: SandboxState) -> FastAPI:
     app = FastAPI(title="airflow-provider-prefs sandbox", docs_url=None, redoc_url=None, openapi_url=None)
 
     async def serve(request: Request, route: str, service: str, resource: str, work: Work) -> Response:
+        received_at = time.time()
         raw = await request.body()
         body = _parse_body(raw, request.headers.get("content-type", ""))
         fault = state.faults.pick(route)
-        applied = False
+        applied_at: float | None = None
+        changed: bool | None = None
         response: Response
+        if fault is not None and fault.kind in DELAY_BEFORE_PROCESSING:
+            # The request lands late: a client that timed out meanwhile re-reads the old document.
+            await asyncio.sleep(fault.delay)
         if fault is not None and fault.kind in BEFORE_PROCESSING:
             status = 429 if fault.kind == "429" else 503
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
             message = "rate limit exceeded" if status == 429 else "service temporarily unavailable"
             response = error_response(service, SandboxError(status, message), extra)
         else:
+            LAST_PATCH_CHANGED.set(None)
             try:
                 status, payload = work(body)
                 response = _json(status, payload)
-                applied = route in MUTATING_ROUTES
+                if route in MUTATING_ROUTES:
+                    applied_at = time.time()
+                    changed = LAST_PATCH_CHANGED.get()
             except SandboxError as error:
                 response = error_response(service, error)
             if fault is not None and fault.kind == "503_after":
                 response = error_response(service, SandboxError(503, "service temporarily unavailable"))
             elif fault is not None and fault.kind == "drop_after":
                 response.headers[DROP_HEADER] = "1"
-            elif fault is not None and fault.kind == "slow":
+            elif fault is not None and fault.kind in DELAY_AFTER_PROCESSING:
                 await asyncio.sleep(fault.delay)
         dropped = fault is not None and fault.kind == "drop_after"
         headers = {k: (REDACTED if k in SECRET_HEADERS else v) for k, v in request.headers.items()}
         state.record(
             {
                 "time": time.time(),
+                "received_at": received_at,
                 "method": request.method,
                 "path": request.url.path,
                 "raw_path": request.scope.get("raw_path", b"").decode("latin-1"),
@@ -115,7 +125,11 @@ def create_app(state: SandboxState) -> FastAPI:
                 "headers": headers,
                 "body": redact(body),
                 "status": None if dropped else response.status_code,
-                "applied": applied,
+                "applied": applied_at is not None,
+                # When the change was made (None: not applied), and whether it changed the document
+                # at all (None for routes that do not patch): a repeated idempotent patch is False.
+                "applied_at": applied_at,
+                "changed": changed,
                 "fault": fault.kind if fault else None,
             }
         )

@@ -1,4 +1,13 @@
-"""Injectable faults, per route: throttling, failures before or after processing, drops, slowness."""
+"""Injectable faults, per route: throttling, failures before or after processing, drops, slowness.
+
+Two kinds delay a request, and they differ in *when* the work happens, which is what decides whether
+a client that gave up on the answer may see the change on its re-read:
+
+* ``slow_after`` (``slow`` is its older name): processed at once, then the answer is held back for
+  ``delay`` seconds; a re-read after the client's timeout already sees the change.
+* ``late_apply``: held back for ``delay`` seconds first, then processed and answered; a client whose
+  timeout is shorter re-reads the *unchanged* document, and the request lands afterwards.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +16,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal["429", "503_before", "503_after", "drop_after", "slow"]
-KINDS = ("429", "503_before", "503_after", "drop_after", "slow")
+FaultKind = Literal["429", "503_before", "503_after", "drop_after", "slow", "slow_after", "late_apply"]
+KINDS = ("429", "503_before", "503_after", "drop_after", "slow", "slow_after", "late_apply")
 #: Faults answered before the request is processed (nothing is applied).
 BEFORE_PROCESSING = frozenset({"429", "503_before"})
+#: Faults that process the request, then hold the answer back for ``delay`` seconds.
+DELAY_AFTER_PROCESSING = frozenset({"slow", "slow_after"})
+#: Faults that hold the request back for ``delay`` seconds, then process and answer it.
+DELAY_BEFORE_PROCESSING = frozenset({"late_apply"})
 
 
 @dataclass

@@ -7,6 +7,7 @@ once in :func:`apply_patch_rules`.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import secrets
 import threading
@@ -53,6 +54,8 @@ PROFILE_FIELD_TYPES: dict[str, type] = {
 }
 PENDING, COMPLETE = "Pending Update", "Complete"
 REDACTED = "***"
+#: Set by the patch methods for the request being served: did the patch change the document?
+LAST_PATCH_CHANGED: contextvars.ContextVar[bool | None] = contextvars.ContextVar("last_patch_changed", default=None)
 SECRET_HEADERS = frozenset({"authorization", "x-api-key"})
 SECRET_FIELDS = frozenset({"client_secret", "access_token", "token", "password"})
 
@@ -89,6 +92,11 @@ def check_profile_types(profile: dict[str, Any]) -> None:
 def now_iso() -> str:
     """ISO 8601 with milliseconds and Z, as Adobe writes dates."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _content(document: dict[str, Any], read_only: tuple[str, ...]) -> dict[str, Any]:
+    """The part of a document a patch can change."""
+    return {key: value for key, value in document.items() if key not in read_only}
 
 
 def apply_patch_rules(
@@ -352,6 +360,7 @@ class SandboxState:
                 )
             except PatchTestFailed as exc:
                 raise SandboxError(400, exc.message) from None
+            LAST_PATCH_CHANGED.set(_content(patched, OFFER_METADATA) != _content(current, OFFER_METADATA))
             patched.update(
                 etag=current["etag"] + 1,
                 lastModifiedDate=now_iso(),
@@ -418,6 +427,7 @@ class SandboxState:
                 current, ops, allowed=PROFILE_OPS, read_only=PROFILE_READ_ONLY, descending_removes=True
             )
             check_profile_types(patched)
+            LAST_PATCH_CHANGED.set(_content(patched, PROFILE_READ_ONLY) != _content(current, PROFILE_READ_ONLY))
             patched["Edited"] = {"Date": now_iso(), "By": caller}
             self.profiles[client_id][key] = patched
             self.pending_until[(client_id, *key)] = time.time() + self.pending_delay

@@ -257,6 +257,44 @@ def test_slow_fault_and_count(sandbox: Any) -> None:
     assert time.monotonic() - start < 0.3
 
 
+@pytest.mark.parametrize(("kind", "seen_on_reread"), [("slow_after", True), ("late_apply", False)])
+def test_delayed_faults_differ_in_when_the_patch_lands(sandbox: Any, kind: str, seen_on_reread: bool) -> None:
+    """slow_after applies, then answers late; late_apply waits, then applies (after the client gave up)."""
+    url, delay = f"{sandbox.url}/api/v4/DEMO/profiles", 1.0
+    sandbox.state.set_faults([{"route": "profile.patch", "kind": kind, "delay": delay, "count": 1}])
+    patch = [{"op": "add", "path": "/CustomFields/-", "value": {"Name": kind, "Value": "1"}}]
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.patch(url, params=ADA, headers=MP_HEADERS, json=patch, timeout=(5, 0.3))
+    reread = requests.get(url, params=ADA, headers=MP_HEADERS, timeout=5).json()
+    assert (kind in [f["Name"] for f in reread["CustomFields"]]) is seen_on_reread
+    deadline = time.monotonic() + 10
+    while not [e for e in sandbox.state.journal() if e["route"] == "profile.patch"]:
+        assert time.monotonic() < deadline, "the delayed patch was never journaled"
+        time.sleep(0.05)
+    [entry] = [e for e in sandbox.state.journal() if e["route"] == "profile.patch"]
+    assert entry["fault"] == kind and entry["applied"] and entry["changed"] and entry["status"] == 200
+    # The journal shows when the change was made: at once, or only after the delay.
+    # (a 10% margin: asyncio's monotonic clock and time.time() may disagree by a few milliseconds)
+    waited = entry["applied_at"] - entry["received_at"]
+    assert (waited >= 0.9 * delay) is (kind == "late_apply"), waited
+    assert entry["time"] - entry["received_at"] >= 0.9 * delay
+    fields = sandbox.state.profile("DEMO", "Ada@Example.com", "Email")["CustomFields"]
+    assert [f["Name"] for f in fields].count(kind) == 1
+
+
+def test_journal_tells_a_change_from_a_repeat_that_changed_nothing(sandbox: Any) -> None:
+    url = f"{sandbox.url}/api/v4/DEMO/profiles"
+    patch = [{"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"}]
+    for _ in range(2):
+        assert requests.patch(url, params=ADA, headers=MP_HEADERS, json=patch, timeout=5).status_code == 200
+    requests.get(url, params=ADA, headers=MP_HEADERS, timeout=5)
+    assert [(e["route"], e["applied"], e["changed"]) for e in sandbox.state.journal()] == [
+        ("profile.patch", True, True),
+        ("profile.patch", True, False),
+        ("profile.get", False, None),
+    ]
+
+
 def test_probability_with_seed_is_reproducible(sandbox: Any) -> None:
     def pattern() -> list[int]:
         sandbox.state.set_faults([{"route": "profile.get", "kind": "503_before", "probability": 0.5, "seed": 3}])
