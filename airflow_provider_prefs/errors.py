@@ -80,6 +80,7 @@ class ApiError(PrefsError):
         vendor_message: str,
         action: str | None = None,
         retry_after: float | None = None,
+        hint: str | None = None,
     ) -> None:
         self.status = status
         self.method = method
@@ -87,7 +88,8 @@ class ApiError(PrefsError):
         self.vendor_message = vendor_message
         self.action = action or f"{method} {self.url}"
         self.retry_after = retry_after
-        hint = STATUS_HINTS.get(status, "")
+        # The hook's own hint (naming its Airflow connection and fields) beats the generic one.
+        hint = hint or STATUS_HINTS.get(status, "")
         super().__init__(
             f"{self.action} failed: HTTP {status} from {method} {self.url}: {vendor_message}"
             + (f" ({hint})" if hint else "")
