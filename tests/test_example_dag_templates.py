@@ -69,9 +69,10 @@ def test_templates_render_in_a_manual_run_without_logical_date(dags: dict[str, A
     assert "/fallback/20261126.png" in text
 
 
-#: Context keys that exist only when the run has a logical date (task_runner.py, Airflow 3.3).
+#: Context keys that exist only when the run has a logical date (task_runner.py, Airflow 3.3);
+#: as filters (``x | ds``) they are fine.
 LOGICAL_DATE_ONLY = re.compile(
-    r"\{\{[^}]*\b(?<![.\w])(ds|ds_nodash|ts|ts_nodash|ts_nodash_with_tz|logical_date|data_interval_start|"
+    r"\{\{[^}]*\b(?<![.\w])(?<!\|)(?<!\|\s)(ds|ds_nodash|ts|ts_nodash|ts_nodash_with_tz|logical_date|data_interval_start|"
     r"data_interval_end)\b"
 )
 
