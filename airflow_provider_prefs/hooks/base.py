@@ -116,13 +116,15 @@ def parse_model(
 def _problem(model: type[BaseModel], err: Any, names: Mapping[str, str]) -> str:
     """One validation error as "<where it is set>: <what is wrong> (got <value>)"."""
     field = str(err["loc"][0]) if err["loc"] else ""
-    where = names.get(field, f"extra {field!r}") if field else "connection"
     message = str(err["msg"]).removeprefix("Value error, ")
+    if not field:  # a check across fields: its message names them
+        return message
+    where = names.get(field, f"extra {field!r}")
     if err["type"] in ("missing", "string_too_short"):
         return f"{where} is required but empty"
     info = model.model_fields.get(field)
     secret = info is not None and "SecretStr" in str(info.annotation)
-    shown = "" if secret or err["type"] == "value_error" else f" (got {str(err.get('input'))[:80]!r})"
+    shown = "" if secret or err["type"] == "value_error" else f" (got {repr(err.get('input'))[:80]})"
     return f"{where}: {message}{shown}"
 
 
@@ -214,7 +216,7 @@ def check_transport_overrides(overrides: Mapping[str, Any], what: str) -> None:
     unknown = sorted(str(key) for key in overrides if key not in TransportSettings.model_fields)
     if unknown:
         raise ConfigurationError(
-            f"{what}: unknown transport setting(s) {', '.join(repr(k[:60]) for k in unknown)}; "
+            f"{what} name unknown transport setting(s) {', '.join(repr(k[:60]) for k in unknown)}; "
             f"valid: {', '.join(sorted(TransportSettings.model_fields))}"
         )
 
@@ -222,8 +224,8 @@ def check_transport_overrides(overrides: Mapping[str, Any], what: str) -> None:
 def parse_transport(extras: ConnectionExtras, overrides: Mapping[str, Any] | None = None) -> TransportSettings:
     """Transport settings from checked extras, with operator overrides on top."""
     fields = TransportSettings.model_fields
-    what = f"Airflow connection {extras.conn_id!r} ({extras.conn_type}) transport settings"
-    check_transport_overrides(overrides or {}, what)
+    what = f"Airflow connection {extras.conn_id!r} ({extras.conn_type})"
+    check_transport_overrides(overrides or {}, f"{what}: transport= overrides")
     data = {key: value for key, value in extras.values.items() if key in fields}
     data.update({key: value for key, value in (overrides or {}).items() if value is not None})
     names = {key: f"transport override {key!r}" if key in (overrides or {}) else extras.where(key) for key in fields}
@@ -274,7 +276,7 @@ class PrefsApiHook(BaseHook):
         from airflow_provider_prefs.auth import shared_token_provider
         from airflow_provider_prefs.http_client import ApiClient
 
-        settings = self.transport.client_settings(self.base_headers(), self.credential_hints())
+        settings = self.transport.client_settings(self.base_headers(), self.status_hints())
         return ApiClient(settings, shared_token_provider(self.token_provider()))
 
     def base_headers(self) -> dict[str, str]:
@@ -285,8 +287,8 @@ class PrefsApiHook(BaseHook):
         """Where the bearer token comes from."""
         raise NotImplementedError
 
-    def credential_hints(self) -> dict[int, str]:
-        """Per 401/403, which fields of this hook's Airflow connection to check."""
+    def status_hints(self) -> dict[int, str]:
+        """Per HTTP status (401, 403, 404), which fields of this hook's Airflow connection to check."""
         raise NotImplementedError
 
     def close(self) -> None:

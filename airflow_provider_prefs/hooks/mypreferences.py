@@ -141,8 +141,8 @@ class MyPreferencesSettings(BaseModel):
         assert self.token is not None
         return StaticToken(self.token.get_secret_value())
 
-    def credential_hints(self, conn_id: str) -> dict[int, str]:
-        """What to check in the Airflow connection when the service refuses the credentials."""
+    def status_hints(self, conn_id: str) -> dict[int, str]:
+        """What to check in the Airflow connection when the service refuses a call."""
         conn = f"check Airflow connection {conn_id!r}"
         if self.auth_type == "oauth":
             credentials = "login (OAuth client id), password (OAuth client secret) and extra 'oauth_scope'"
@@ -152,6 +152,8 @@ class MyPreferencesSettings(BaseModel):
             401: f"{conn}: {credentials}; they must belong to extra 'client_id' ({self.client_id!r})",
             403: f"{conn}: extra 'client_id' ({self.client_id!r}) must be the account the credentials in "
             "login/password belong to, with permission for this call",
+            404: f"no such profile, or an unknown client id: check the alternate id and type, and extra "
+            f"'client_id' ({self.client_id!r}) of Airflow connection {conn_id!r} (Test connection tells which)",
         }
 
     @property
@@ -215,9 +217,9 @@ class MyPreferencesHook(PrefsApiHook):
         """Static token or cached OAuth token, per the connection."""
         return self.settings.token_provider()
 
-    def credential_hints(self) -> dict[int, str]:
-        """What to check in this connection on a 401 or 403."""
-        return self.settings.credential_hints(self.conn_id)
+    def status_hints(self) -> dict[int, str]:
+        """What to check in this connection on a 401, 403 or 404."""
+        return self.settings.status_hints(self.conn_id)
 
     def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
         """The full profile (alternate id and type are matched case-insensitively by the service)."""
@@ -411,7 +413,7 @@ class MyPreferencesAsyncHook:
             transport = parse_transport(ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson))
             self._settings = settings
             self._client = AsyncApiClient(
-                transport.client_settings({"Accept": "application/json"}, settings.credential_hints(self.conn_id)),
+                transport.client_settings({"Accept": "application/json"}, settings.status_hints(self.conn_id)),
                 settings.token_provider(),
             )
             return settings, self._client

@@ -142,10 +142,12 @@ class OfferLibraryHook(PrefsApiHook):
             )
         )
 
-    def credential_hints(self) -> dict[int, str]:
-        """What to check in this connection when IMS or the platform refuses the credentials."""
+    def status_hints(self) -> dict[int, str]:
+        """What to check in this connection when IMS or the platform refuses a call."""
         conn = f"check Airflow connection {self.conn_id!r}"
         return {
+            404: f"check the offer id, and extra 'sandbox_name' ({self.settings.sandbox_name!r}) of Airflow "
+            f"connection {self.conn_id!r}: offers live in one sandbox",
             401: f"{conn}: login (client id) and password (client secret) of the OAuth server-to-server "
             "credential, and extra 'scopes'",
             403: f"{conn}: extra 'ims_org_id' must be the credential's organization and extra 'sandbox_name' "
