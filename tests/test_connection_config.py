@@ -189,3 +189,17 @@ def test_masker_stays_bounded_over_800_hooks(connections: Any, conn_id: str) -> 
     assert len(headers) == 1 and len(token_requests) == 1
     assert len(masker.patterns) - before <= 3  # the client secret and one token (Airflow dedupes the rest)
     assert next(iter(headers)).removeprefix("Bearer ") in "|".join(masker.patterns).replace("\\", "")
+
+
+def test_prefixed_form_keys_of_older_airflow_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Older Airflow forms saved custom fields as ``extra__<conn_type>__<name>``."""
+    set_connection(
+        monkeypatch,
+        "prefixed",
+        "http://127.0.0.1:1",
+        base="mypreferences_default",
+        drop_extra=("client_id",),
+        extra={"extra__mypreferences__client_id": "ACME", "extra__mypreferences__timeout": 7},
+    )
+    hook = MyPreferencesHook("prefixed")
+    assert (hook.settings.client_id, hook.transport.timeout) == ("ACME", 7)

@@ -166,16 +166,18 @@ class ConnectionExtras:
             )
         declared = CONN_FIELDS[conn_type]
         renamed = RENAMED_EXTRAS.get(conn_type, {})
+        # Forms of older Airflow versions saved custom fields as "extra__<conn_type>__<name>".
+        prefix = f"extra__{conn_type}__"
+        raw = {str(key).removeprefix(prefix): value for key, value in raw.items()}
         unknown = sorted(str(key) for key in raw if key not in declared and key not in renamed)
         if unknown:
             raise ConfigurationError(unknown_extras_message(conn_id, conn_type, unknown, [*declared, *renamed]))
         #: Where each value came from, for messages: the old name when it was read from one.
         self.origin: dict[str, str] = {}
         self.values: dict[str, Any] = {}
-        for raw_key, value in raw.items():
+        for key, value in raw.items():
             if value is None or value == "":
                 continue
-            key = str(raw_key)
             new = renamed.get(key, key)
             if new != key and raw.get(new) not in (None, ""):
                 continue  # both names set: the new one wins
