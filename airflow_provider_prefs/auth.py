@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -140,3 +141,34 @@ class ClientCredentialsToken(TokenProvider):
     def invalidate(self) -> None:
         """Drop the cached token so the next call fetches a new one."""
         self._token = None
+
+
+#: Client-credentials providers shared by every hook of this process with the same credentials.
+#: Without sharing, each new hook fetched its own token and registered it with Airflow's secrets
+#: masker, which recompiles one pattern over every secret ever registered: after 600 hooks in one
+#: process most of a call was ``re.compile``. Shared, a process holds one live token per credential
+#: (renewed near expiry), so the masker grows with credentials and time, not with hooks.
+MAX_SHARED_PROVIDERS = 64
+_shared: OrderedDict[ClientCredentials, ClientCredentialsToken] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def shared_token_provider(provider: TokenProvider) -> TokenProvider:
+    """The process-wide provider for ``provider``'s credentials (static tokens pass through)."""
+    if not isinstance(provider, ClientCredentialsToken):
+        return provider
+    with _shared_lock:
+        existing = _shared.get(provider.credentials)
+        if existing is not None:
+            _shared.move_to_end(provider.credentials)
+            return existing
+        _shared[provider.credentials] = provider
+        while len(_shared) > MAX_SHARED_PROVIDERS:
+            _shared.popitem(last=False)
+        return provider
+
+
+def forget_shared_tokens() -> None:
+    """Drop every shared provider (tests; or after credentials were rotated)."""
+    with _shared_lock:
+        _shared.clear()

@@ -108,6 +108,7 @@ class ApiError(PrefsError):
         vendor_message: str,
         action: str | None = None,
         retry_after: float | None = None,
+        hint: str | None = None,
     ) -> None:
         self.status = status
         self.method = method
@@ -116,7 +117,8 @@ class ApiError(PrefsError):
         self.vendor_message = shorten(vendor_message, BODY_EXCERPT_CHARS)
         self.action = shorten(action or f"{method} {self.url}", 2 * QUOTED_CHARS)
         self.retry_after = retry_after
-        hint = STATUS_HINTS.get(status, "")
+        # The hook's own hint (naming its Airflow connection and fields) beats the generic one.
+        hint = hint or STATUS_HINTS.get(status, "")
         super().__init__(
             f"{self.action} failed: HTTP {status} from {method} {self.url}: {vendor_message}"
             + (f" ({hint})" if hint else "")

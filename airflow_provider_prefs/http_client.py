@@ -110,8 +110,15 @@ class Attempts:
 class RetryLoop:
     """Bookkeeping of one request's tries, shared by the sync and async clients."""
 
-    def __init__(self, request: ApiRequest, policy: RetryPolicy, auth: TokenProvider | None) -> None:
+    def __init__(
+        self,
+        request: ApiRequest,
+        policy: RetryPolicy,
+        auth: TokenProvider | None,
+        hints: Mapping[int, str] | None = None,
+    ) -> None:
         self.request = request
+        self.hints = hints
         self.auth = auth if request.authenticated else None
         self.attempts = Attempts(policy)
         self.refreshed = False
@@ -120,7 +127,7 @@ class RetryLoop:
         """Count the attempt that produced ``outcome`` and decide what comes next."""
         self.attempts.count += 1
         can_refresh = bool(self.auth and self.auth.refreshable) and not self.refreshed
-        decision = decide(self.request, outcome, self.attempts, can_refresh=can_refresh)
+        decision = decide(self.request, outcome, self.attempts, can_refresh=can_refresh, hints=self.hints)
         if decision.kind == "refresh":
             assert self.auth is not None
             log.info("%s: HTTP 401, fetching a new token and resending once", self.request.action)
@@ -142,8 +149,15 @@ class RetryLoop:
         return decision
 
 
-def decide(request: ApiRequest, outcome: Outcome, attempts: Attempts, *, can_refresh: bool) -> Decision:
-    """The retry rules for both clients (see the module docstring)."""
+def decide(
+    request: ApiRequest,
+    outcome: Outcome,
+    attempts: Attempts,
+    *,
+    can_refresh: bool,
+    hints: Mapping[int, str] | None = None,
+) -> Decision:
+    """The retry rules for both clients (see the module docstring); ``hints`` per status end errors."""
     action = request.action
     if outcome.failure is not None:
         if outcome.untrusted_certificate:
@@ -179,6 +193,7 @@ def decide(request: ApiRequest, outcome: Outcome, attempts: Attempts, *, can_ref
         vendor_message=vendor_message(outcome.body, _header(outcome.headers, "Content-Type") or ""),
         action=action,
         retry_after=retry_after,
+        hint=(hints or {}).get(status),
     )
     if status == 429 or (status in RESENDABLE_STATUSES and request.resends_safely):
         delay = attempts.next_delay(retry_after)
@@ -245,6 +260,8 @@ class ClientSettings:
     max_response_bytes: int = 10 * 1024 * 1024
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pool_size: int = 16
+    #: Per HTTP status, what to check in the Airflow connection (e.g. 401 -> login and password).
+    status_hints: Mapping[int, str] = field(default_factory=dict)
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -294,7 +311,7 @@ class ApiClient:
     def send(self, request: ApiRequest) -> Any:
         """Send with retries; return the parsed JSON answer or raise a :class:`PrefsError`."""
         body = encode_body(request, self.settings)
-        loop = RetryLoop(request, self.settings.policy, self.auth)
+        loop = RetryLoop(request, self.settings.policy, self.auth, self.settings.status_hints)
         while True:
             self.gate.wait()
             headers = dict(JSON_HEADERS) if body is not None else {}
@@ -461,7 +478,7 @@ class AsyncApiClient:
         import asyncio
 
         body = encode_body(request, self.settings)
-        loop = RetryLoop(request, self.settings.policy, self.auth)
+        loop = RetryLoop(request, self.settings.policy, self.auth, self.settings.status_hints)
         while True:
             headers = dict(JSON_HEADERS) if body is not None else {}
             if loop.auth is not None:

@@ -38,12 +38,38 @@ TRANSPORT_CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "max_total_seconds": {
         "label": "Max total retry wait (s)",
+        "description": "Retries of one request stop once their waits would exceed this.",
         "schema": {"type": ["number", "null"], "default": 120},
     },
     "max_request_bytes": {
         "label": "Max request body (bytes)",
         "description": "Larger patches are refused before sending (nothing is applied).",
         "schema": {"type": ["integer", "null"], "default": 1048576, "minimum": 1},
+    },
+    "backoff_base": {
+        "label": "Backoff base (s)",
+        "description": "First retry wait; doubles per attempt (with jitter) up to backoff_max.",
+        "schema": {"type": ["number", "null"], "default": 0.5, "minimum": 0},
+    },
+    "backoff_max": {
+        "label": "Backoff max (s)",
+        "description": "Longest wait between two tries.",
+        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
+    },
+    "max_retry_after": {
+        "label": "Max Retry-After honoured (s)",
+        "description": "A 429 asking to wait longer than this fails at once instead of waiting.",
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
+    },
+    "max_response_bytes": {
+        "label": "Max answer size (bytes)",
+        "description": "Answers larger than this are refused (ResponseTooLargeError).",
+        "schema": {"type": ["integer", "null"], "default": 10 * 1024 * 1024, "minimum": 1},
+    },
+    "pool_size": {
+        "label": "Connection pool size",
+        "description": "Pooled connections per hook; also caps bulk concurrency.",
+        "schema": {"type": ["integer", "null"], "default": 16, "minimum": 1},
     },
     "ca_bundle": {
         "label": "CA bundle path",
@@ -73,8 +99,11 @@ ADOBE_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Comma-separated OAuth scopes of the credential.",
         "schema": {"type": ["string", "null"], "default": DEFAULT_SCOPES},
     },
-    "ims_token_url": {
-        "label": "IMS token URL",
+    # Not "ims_token_url": the Airflow UI masks extras whose name contains "token", so the default
+    # was shown and saved as "***". The old name is still read (RENAMED_EXTRAS).
+    "ims_endpoint": {
+        "label": "IMS token endpoint URL",
+        "description": "Adobe IMS OAuth server-to-server token endpoint.",
         "schema": {"type": ["string", "null"], "default": DEFAULT_IMS_TOKEN_URL, "format": "url"},
     },
     **TRANSPORT_CONN_FIELDS,
@@ -100,8 +129,10 @@ MYPREFERENCES_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "bearer: the password is a static token. oauth: login/password are OAuth client credentials.",
         "schema": {"type": ["string", "null"], "enum": ["bearer", "oauth"], "default": "bearer"},
     },
-    "token_url": {
-        "label": "OAuth token URL",
+    # Not "token_url": the Airflow UI masks extras whose name contains "token" (see ims_endpoint).
+    "oauth_endpoint": {
+        "label": "OAuth token endpoint URL",
+        "description": "Required for auth_type oauth: where the client-credentials token is requested.",
         "schema": {"type": ["string", "null"], "format": "url"},
     },
     "oauth_scope": {
@@ -109,7 +140,22 @@ MYPREFERENCES_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Defaults to {client id}/{login}.",
         "schema": {"type": ["string", "null"]},
     },
+    "test_alternate_id": {
+        "label": "Test connection: alternate id",
+        "description": "A profile the connection test reads; when set, it must exist.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "test_alternate_id_type": {
+        "label": "Test connection: alternate id type",
+        "schema": {"type": ["string", "null"], "default": "Email"},
+    },
     **TRANSPORT_CONN_FIELDS,
+}
+
+#: Old extra names still read (old -> new), per connection type; the new name wins when both are set.
+RENAMED_EXTRAS: dict[str, dict[str, str]] = {
+    ADOBE_CONN_TYPE: {"ims_token_url": "ims_endpoint"},
+    MYPREFERENCES_CONN_TYPE: {"token_url": "oauth_endpoint"},
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, dict[str, Any]] = {

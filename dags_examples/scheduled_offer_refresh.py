@@ -3,6 +3,9 @@
 The first task states *what the offer should look like* (``desired``): the provider reads the offer,
 computes the minimal JSON Patch, guards it with ``test`` ops, and sends nothing when it already
 matches. The second task sends an explicit JSON Patch, templated with the run date.
+
+The run date is the logical date of a scheduled run, or ``run_after`` for a manual run triggered
+without one (REST API, ``airflow dags trigger``): there the ``ds`` template variable is undefined.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ with DAG(
         task_id="refresh_name_and_description",
         offer_id="fallbackOffer1234",
         desired={
-            "name": "Seasonal fallback {{ ds }}",
-            "description": "Shown when no other offer qualifies. Refreshed by Airflow on {{ ds }}.",
+            # The logical date of a scheduled run, or when a manual run was triggered.
+            "name": "Seasonal fallback {{ (dag_run.logical_date or dag_run.run_after) | ds }}",
+            "description": "Shown when no other offer qualifies. "
+            "Refreshed by Airflow on {{ (dag_run.logical_date or dag_run.run_after) | ds }}.",
         },
     )
     refresh_image = FallbackOfferPatchOperator(
@@ -37,7 +42,8 @@ with DAG(
             {
                 "op": "replace",
                 "path": "/representations/0/components/0/deliveryURL",
-                "value": "https://cdn.example.com/fallback/{{ ds_nodash }}.png",
+                "value": "https://cdn.example.com/fallback/"
+                "{{ (dag_run.logical_date or dag_run.run_after) | ds_nodash }}.png",
             },
         ],
     )

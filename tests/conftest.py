@@ -49,3 +49,13 @@ def connections(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 def journal(sandbox: Any, route: str | None = None) -> list[dict[str, Any]]:
     """Journal entries, optionally of one route (e.g. ``offer.patch``)."""
     return [e for e in sandbox.state.journal() if route is None or e["route"] == route]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_tokens() -> Iterator[None]:
+    """Hooks of one process share tokens per credentials; a test must not inherit another's token."""
+    from airflow_provider_prefs.auth import forget_shared_tokens
+
+    forget_shared_tokens()
+    yield
+    forget_shared_tokens()

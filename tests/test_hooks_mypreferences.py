@@ -85,11 +85,11 @@ def test_client_id_is_required(connections: Any, monkeypatch: pytest.MonkeyPatch
     assert connections.state.journal() == []
 
 
-def test_oauth_needs_token_url(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oauth_needs_oauth_endpoint(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     conn_id = set_connection(
-        monkeypatch, "mp_oauth_bad", connections.url, base="mypreferences_oauth", drop_extra=("token_url",)
+        monkeypatch, "mp_oauth_bad", connections.url, base="mypreferences_oauth", drop_extra=("oauth_endpoint",)
     )
-    with pytest.raises(ConfigurationError, match="token_url"):
+    with pytest.raises(ConfigurationError, match="oauth_endpoint"):
         MyPreferencesHook(conn_id).get_profile("Ada@Example.com", "Email")
 
 

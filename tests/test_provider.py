@@ -47,9 +47,9 @@ def test_providers_manager_builds_the_connection_forms() -> None:
     manager = ProvidersManager()
     assert "airflow-provider-prefs" in manager.providers
     widgets = manager.connection_form_widgets
-    for field in ("ims_org_id", "sandbox_name", "scopes", "ims_token_url", "timeout"):
+    for field in ("ims_org_id", "sandbox_name", "scopes", "ims_endpoint", "timeout", "pool_size"):
         assert f"extra__adobe_offer_library__{field}" in widgets
-    for field in ("client_id", "environment", "profile_path", "auth_type", "token_url"):
+    for field in ("client_id", "environment", "profile_path", "auth_type", "oauth_endpoint", "test_alternate_id"):
         assert f"extra__mypreferences__{field}" in widgets
     behaviour = manager.field_behaviours["adobe_offer_library"]
     assert behaviour["relabeling"]["password"] == "Client secret"

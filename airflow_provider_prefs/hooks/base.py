@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,6 +15,7 @@ from airflow_provider_prefs.errors import (
     InvalidInputError,
     PrefsError,
     quoted,
+    redact_url,
 )
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES
 from airflow_provider_prefs.retry import RetryPolicy
@@ -56,7 +58,9 @@ class TransportSettings(BaseModel):
             max_retry_after=self.max_retry_after,
         )
 
-    def client_settings(self, base_headers: Mapping[str, str]) -> ClientSettings:
+    def client_settings(
+        self, base_headers: Mapping[str, str], status_hints: Mapping[int, str] | None = None
+    ) -> ClientSettings:
         """Settings for :class:`ApiClient` / :class:`AsyncApiClient`."""
         from airflow_provider_prefs.http_client import ClientSettings
 
@@ -72,6 +76,7 @@ class TransportSettings(BaseModel):
             max_response_bytes=self.max_response_bytes,
             max_request_bytes=self.max_request_bytes,
             pool_size=self.pool_size,
+            status_hints=dict(status_hints or {}),
         )
 
 
@@ -113,13 +118,140 @@ def require_id(value: Any, name: str, *, path_segment: bool = False) -> str:
     return value
 
 
-def parse_model(model: type[BaseModel], data: Mapping[str, Any], what: str) -> Any:
-    """Validate connection data into ``model``; one readable :class:`ConfigurationError` otherwise."""
+def parse_model(
+    model: type[BaseModel], data: Mapping[str, Any], what: str, *, names: Mapping[str, str] | None = None
+) -> Any:
+    """Validate connection data into ``model``; one readable :class:`ConfigurationError` otherwise.
+
+    ``names`` says where each model field lives in the connection (``login``, ``extra 'x'``...), so
+    the message names what the user must edit; field values are quoted unless the field is secret.
+    """
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(_problem(model, err, names or {}) for err in exc.errors())
         raise ConfigurationError(f"{what} is invalid: {problems}") from None
+
+
+def _problem(model: type[BaseModel], err: Any, names: Mapping[str, str]) -> str:
+    """One validation error as "<where it is set>: <what is wrong> (got <value>)"."""
+    field = str(err["loc"][0]) if err["loc"] else ""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if not field:  # a check across fields: its message names them
+        return message
+    where = names.get(field, f"extra {field!r}")
+    if err["type"] in ("missing", "string_too_short"):
+        return f"{where} is required but empty"
+    info = model.model_fields.get(field)
+    secret = info is not None and "SecretStr" in str(info.annotation)
+    shown = "" if secret or err["type"] == "value_error" else f" (got {repr(err.get('input'))[:80]})"
+    return f"{where}: {message}{shown}"
+
+
+def check_url(value: str) -> str:
+    """Reject a URL that cannot be requested, so it fails once here instead of after retries."""
+    masked = bool(value) and set(value) == {"*"}
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        hint = (
+            " (the Airflow UI saved its mask instead of the value; enter the URL again, or remove the extra "
+            "to use the default)"
+            if masked
+            else ""
+        )
+        raise ValueError(f"not an http(s) URL: {redact_url(value)[:120]!r}{hint}")
+    return value
+
+
+class ConnectionExtras:
+    """A connection's extras, checked against what its type declares (``provider_info`` conn-fields).
+
+    Unknown keys are an error (a typo such as ``timout`` would otherwise be silently ignored), old
+    names of renamed extras are read under their new name, and unset form fields (``None`` or ``""``)
+    count as absent so the defaults apply.
+    """
+
+    def __init__(self, conn_id: str, conn_type: str, raw: Any) -> None:
+        from airflow_provider_prefs.provider_info import CONN_FIELDS, RENAMED_EXTRAS
+
+        self.conn_id = conn_id
+        self.conn_type = conn_type
+        if not isinstance(raw, Mapping):
+            raise ConfigurationError(
+                f"Airflow connection {conn_id!r}: the Extra field must be a JSON object, got {type(raw).__name__}"
+            )
+        declared = CONN_FIELDS[conn_type]
+        renamed = RENAMED_EXTRAS.get(conn_type, {})
+        # Forms of older Airflow versions saved custom fields as "extra__<conn_type>__<name>".
+        prefix = f"extra__{conn_type}__"
+        raw = {str(key).removeprefix(prefix): value for key, value in raw.items()}
+        unknown = sorted(str(key) for key in raw if key not in declared and key not in renamed)
+        if unknown:
+            raise ConfigurationError(unknown_extras_message(conn_id, conn_type, unknown, [*declared, *renamed]))
+        #: Where each value came from, for messages: the old name when it was read from one.
+        self.origin: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if value is None or value == "":
+                continue
+            new = renamed.get(key, key)
+            if new != key and raw.get(new) not in (None, ""):
+                continue  # both names set: the new one wins
+            self.values[new] = value
+            self.origin[new] = key
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of an extra (by its current name), or ``default`` when unset."""
+        return self.values.get(key, default)
+
+    def where(self, key: str) -> str:
+        """How to name an extra in a message: by the name the user wrote."""
+        old = self.origin.get(key, key)
+        return f"extra {key!r}" if old == key else f"extra {old!r} (old name of {key!r})"
+
+    def names(self, fields: Iterable[str], **others: str) -> dict[str, str]:
+        """Display names for :func:`parse_model`: ``others`` for non-extra fields, extras otherwise."""
+        return {**{field: self.where(field) for field in fields}, **others}
+
+
+def unknown_extras_message(conn_id: str, conn_type: str, unknown: list[str], valid: Iterable[str]) -> str:
+    """Name each unknown extra (with the nearest valid one) and list every valid name."""
+    import difflib
+
+    valid = sorted(valid)
+    named = []
+    for key in unknown[:5]:
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        named.append(f"{key[:60]!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (
+        f"Airflow connection {conn_id!r} ({conn_type}) has unknown extra(s) {', '.join(named)}; "
+        f"fix or remove them in the connection's Extra. Valid extras: {', '.join(valid)}"
+    )
+
+
+def check_transport_overrides(overrides: Mapping[str, Any], what: str) -> None:
+    """Operator ``transport=`` overrides may only name transport settings."""
+    unknown = sorted(str(key) for key in overrides if key not in TransportSettings.model_fields)
+    if unknown:
+        raise ConfigurationError(
+            f"{what} name unknown transport setting(s) {', '.join(repr(k[:60]) for k in unknown)}; "
+            f"valid: {', '.join(sorted(TransportSettings.model_fields))}"
+        )
+
+
+def parse_transport(extras: ConnectionExtras, overrides: Mapping[str, Any] | None = None) -> TransportSettings:
+    """Transport settings from checked extras, with operator overrides on top."""
+    fields = TransportSettings.model_fields
+    what = f"Airflow connection {extras.conn_id!r} ({extras.conn_type})"
+    check_transport_overrides(overrides or {}, f"{what}: transport= overrides")
+    data = {key: value for key, value in extras.values.items() if key in fields}
+    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    names = {key: f"transport override {key!r}" if key in (overrides or {}) else extras.where(key) for key in fields}
+    return parse_model(TransportSettings, data, what, names=names)
 
 
 class PrefsApiHook(BaseHook):
@@ -130,6 +262,7 @@ class PrefsApiHook(BaseHook):
     """
 
     conn_name_attr: ClassVar[str] = "conn_id"
+    conn_type: ClassVar[str]
     patch_rules: ClassVar[PatchRules]
     #: Field whose change proves a patch landed (``etag`` for offers); None compares documents.
     version_key: ClassVar[str | None] = None
@@ -150,17 +283,23 @@ class PrefsApiHook(BaseHook):
         return load_connection(self.conn_id, type(self))
 
     @cached_property
+    def extras(self) -> ConnectionExtras:
+        """The connection's extras, checked against what this connection type declares."""
+        return ConnectionExtras(self.conn_id, self.conn_type, self.connection.extra_dejson)
+
+    @cached_property
     def transport(self) -> TransportSettings:
         """Timeouts, retries and TLS from the connection extras, with operator overrides on top."""
-        extras = {**self.connection.extra_dejson, **self.transport_overrides}
-        return parse_model(TransportSettings, extras, f"connection {self.conn_id!r} transport settings")
+        return parse_transport(self.extras, self.transport_overrides)
 
     @cached_property
     def client(self) -> ApiClient:
         """The one client (and ``requests.Session``) every call of this hook goes through."""
+        from airflow_provider_prefs.auth import shared_token_provider
         from airflow_provider_prefs.http_client import ApiClient
 
-        return ApiClient(self.transport.client_settings(self.base_headers()), self.token_provider())
+        settings = self.transport.client_settings(self.base_headers(), self.status_hints())
+        return ApiClient(settings, shared_token_provider(self.token_provider()))
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every call of this service (besides ``Authorization``)."""
@@ -168,6 +307,10 @@ class PrefsApiHook(BaseHook):
 
     def token_provider(self) -> TokenProvider:
         """Where the bearer token comes from."""
+        raise NotImplementedError
+
+    def status_hints(self) -> dict[int, str]:
+        """Per HTTP status (401, 403, 404), which fields of this hook's Airflow connection to check."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -276,19 +419,41 @@ class PrefsApiHook(BaseHook):
             return False, f"{type(exc).__name__}: {exc}"
 
 
+def missing_connection_message(conn_id: str, hook_class: type[PrefsApiHook]) -> str:
+    """What to do when a connection is not defined (the same text on workers and in the triggerer)."""
+    return (
+        f"Airflow connection {conn_id!r} is not defined here: create it in the UI (Admin > Connections, "
+        f"type {getattr(hook_class, 'conn_type', '?')!r}) or set AIRFLOW_CONN_{conn_id.upper()}; a triggerer "
+        "and each worker need it in their own environment or secrets backend"
+    )
+
+
+def _is_missing(exc: BaseException) -> bool:
+    return type(exc).__name__ == "AirflowNotFoundException" or "isn't defined" in str(exc)
+
+
+def check_connection(conn: Any, conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
+    """Refuse a connection of another type (its extras mean something else), then mask its secrets."""
+    expected = getattr(hook_class, "conn_type", None)
+    actual = getattr(conn, "conn_type", None)
+    if expected and actual and actual.replace("-", "_") != expected:
+        raise ConfigurationError(
+            f"Airflow connection {conn_id!r} has type {actual!r}, but {hook_class.__name__} needs type "
+            f"{expected!r}: change its Connection Type, or pass the id of a {expected!r} connection"
+        )
+    mask_connection(conn)
+    return conn
+
+
 def load_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
     """Fetch a connection and mask its secrets; a missing one becomes a :class:`ConfigurationError`."""
     try:
         conn = BaseHook.get_connection(conn_id)
     except Exception as exc:
-        if "isn't defined" in str(exc) or type(exc).__name__ == "AirflowNotFoundException":
-            raise ConfigurationError(
-                f"Airflow connection {conn_id!r} is not defined: create it in the UI or set "
-                f"AIRFLOW_CONN_{conn_id.upper()} (type {getattr(hook_class, 'conn_type', '?')!r})"
-            ) from None
+        if _is_missing(exc):
+            raise ConfigurationError(missing_connection_message(conn_id, hook_class)) from None
         raise
-    mask_connection(conn)
-    return conn
+    return check_connection(conn, conn_id, hook_class)
 
 
 async def aload_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
@@ -301,19 +466,20 @@ async def aload_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
 
             conn = await sync_to_async(BaseHook.get_connection)(conn_id)
     except Exception as exc:
-        if type(exc).__name__ == "AirflowNotFoundException":
-            raise ConfigurationError(f"Airflow connection {conn_id!r} is not defined") from None
+        if _is_missing(exc):
+            raise ConfigurationError(missing_connection_message(conn_id, hook_class)) from None
         raise
-    mask_connection(conn)
-    return conn
+    return check_connection(conn, conn_id, hook_class)
 
 
 SECRET_EXTRA_KEYS = frozenset({"client_secret", "token", "access_token", "api_key", "password"})
 
 
 def mask_connection(conn: Any) -> None:
-    """Register the password and secret-looking extras with Airflow's secrets masker."""
+    """Register the password and secret-looking extras with Airflow's secrets masker (once per value)."""
     mask_secret(conn.password)
-    for key, value in (conn.extra_dejson or {}).items():
-        if key in SECRET_EXTRA_KEYS and isinstance(value, str):
-            mask_secret(value)
+    extras = conn.extra_dejson
+    if isinstance(extras, Mapping):
+        for key, value in extras.items():
+            if key in SECRET_EXTRA_KEYS and isinstance(value, str):
+                mask_secret(value)

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 import weakref
 from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToken, StaticToken, TokenProvider
-from airflow_provider_prefs.errors import quoted, shorten
+from airflow_provider_prefs.errors import ConfigurationError, NotFoundError, PrefsError, quoted, shorten
 from airflow_provider_prefs.exactly_once import PatchResult
 from airflow_provider_prefs.hooks.base import (
+    ConnectionExtras,
     PrefsApiHook,
-    TransportSettings,
     aload_connection,
     base_url_of,
+    check_url,
     parse_model,
+    parse_transport,
     require_id,
 )
 from airflow_provider_prefs.http_client import ApiRequest, AsyncApiClient
@@ -38,6 +41,19 @@ if TYPE_CHECKING:
 ENVIRONMENT_URLS = {"production": MYPREFERENCES_PRODUCTION_URL, "staging": MYPREFERENCES_STAGING_URL}
 
 
+def environment_url(extras: ConnectionExtras) -> str:
+    """The base URL of the ``environment`` extra; a typo is an error, never a silent production."""
+    environment = extras.get("environment", "production")
+    url = ENVIRONMENT_URLS.get(environment.strip().lower()) if isinstance(environment, str) else None
+    if url is None:
+        raise ConfigurationError(
+            f"Airflow connection {extras.conn_id!r} ({MYPREFERENCES_CONN_TYPE}): {extras.where('environment')} "
+            f"is {str(environment)[:60]!r}; valid environments: {', '.join(ENVIRONMENT_URLS)} "
+            "(or set the Host field to the full base URL)"
+        )
+    return url
+
+
 class MyPreferencesSettings(BaseModel):
     """Everything the MyPreferences hooks read from their Airflow connection."""
 
@@ -50,8 +66,21 @@ class MyPreferencesSettings(BaseModel):
     token: SecretStr | None = None
     oauth_client_id: str | None = None
     oauth_client_secret: SecretStr | None = None
-    token_url: str | None = None
+    oauth_endpoint: str | None = None
     oauth_scope: str | None = None
+
+    #: Where each non-extra field is set in the Airflow connection, for error messages.
+    SOURCES: ClassVar[dict[str, str]] = {
+        "base_url": "host (Base URL)",
+        "token": "password (bearer token)",
+        "oauth_client_id": "login (OAuth client id)",
+        "oauth_client_secret": "password (OAuth client secret)",
+    }
+
+    @field_validator("base_url", "oauth_endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
 
     @model_validator(mode="after")
     def _auth_complete(self) -> MyPreferencesSettings:
@@ -63,31 +92,29 @@ class MyPreferencesSettings(BaseModel):
                 for name, value in (
                     ("login (OAuth client id)", self.oauth_client_id),
                     ("password (OAuth client secret)", self.oauth_client_secret),
-                    ("token_url extra", self.token_url),
+                    ("extra 'oauth_endpoint' (token endpoint URL)", self.oauth_endpoint),
                 )
                 if not value
             ]
             if missing:
                 raise ValueError(f"auth_type 'oauth' needs {', '.join(missing)}")
         if "{client_id}" not in self.profile_path:
-            raise ValueError("profile_path must contain {client_id}")
+            raise ValueError("extra 'profile_path' must contain {client_id}")
         return self
 
     @classmethod
     def from_connection(cls, conn: Any, conn_id: str) -> MyPreferencesSettings:
-        """Parse an Airflow connection of type ``mypreferences``."""
-        extras = conn.extra_dejson
-        environment = extras.get("environment") or "production"
-        default_url = ENVIRONMENT_URLS.get(environment, MYPREFERENCES_PRODUCTION_URL)
-        auth_type = extras.get("auth_type") or ("oauth" if extras.get("token_url") and conn.login else "bearer")
+        """Parse an Airflow connection of type ``mypreferences`` (unknown extras are an error)."""
+        extras = ConnectionExtras(conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson)
+        auth_type = extras.get("auth_type") or ("oauth" if extras.get("oauth_endpoint") and conn.login else "bearer")
         data: dict[str, Any] = {
-            "base_url": base_url_of(conn.host, conn.port, default_url),
-            "client_id": extras.get("client_id") or "",
-            "profile_path": extras.get("profile_path") or DEFAULT_PROFILE_PATH,
-            "auth_type": auth_type,
-            "token_url": extras.get("token_url"),
+            "base_url": base_url_of(conn.host, conn.port, environment_url(extras)),
+            "client_id": extras.get("client_id", ""),
+            "profile_path": extras.get("profile_path", DEFAULT_PROFILE_PATH),
+            "auth_type": auth_type.lower() if isinstance(auth_type, str) else auth_type,
+            "oauth_endpoint": extras.get("oauth_endpoint"),
         }
-        if auth_type == "oauth":
+        if data["auth_type"] == "oauth":
             data |= {
                 "oauth_client_id": conn.login,
                 "oauth_client_secret": conn.password,
@@ -95,15 +122,17 @@ class MyPreferencesSettings(BaseModel):
             }
         else:
             data["token"] = conn.password
-        return parse_model(cls, data, f"connection {conn_id!r} (mypreferences)")
+        names = extras.names(("client_id", "profile_path", "auth_type", "oauth_endpoint", "oauth_scope"), **cls.SOURCES)
+        what = f"Airflow connection {conn_id!r} ({MYPREFERENCES_CONN_TYPE})"
+        return parse_model(cls, data, what, names=names)
 
     def token_provider(self) -> TokenProvider:
         """A static bearer token, or OAuth client credentials cached until expiry."""
         if self.auth_type == "oauth":
-            assert self.oauth_client_id and self.oauth_client_secret and self.token_url
+            assert self.oauth_client_id and self.oauth_client_secret and self.oauth_endpoint
             return ClientCredentialsToken(
                 ClientCredentials(
-                    token_url=self.token_url,
+                    token_url=self.oauth_endpoint,
                     client_id=self.oauth_client_id,
                     client_secret=self.oauth_client_secret,
                     scope=self.oauth_scope,
@@ -111,6 +140,21 @@ class MyPreferencesSettings(BaseModel):
             )
         assert self.token is not None
         return StaticToken(self.token.get_secret_value())
+
+    def status_hints(self, conn_id: str) -> dict[int, str]:
+        """What to check in the Airflow connection when the service refuses a call."""
+        conn = f"check Airflow connection {conn_id!r}"
+        if self.auth_type == "oauth":
+            credentials = "login (OAuth client id), password (OAuth client secret) and extra 'oauth_scope'"
+        else:
+            credentials = "password (bearer token)"
+        return {
+            401: f"{conn}: {credentials}; they must belong to extra 'client_id' ({self.client_id!r})",
+            403: f"{conn}: extra 'client_id' ({self.client_id!r}) must be the account the credentials in "
+            "login/password belong to, with permission for this call",
+            404: f"no such profile, or an unknown client id: check the alternate id and type, and extra "
+            f"'client_id' ({self.client_id!r}) of Airflow connection {conn_id!r} (Test connection tells which)",
+        }
 
     @property
     def profiles_url(self) -> str:
@@ -138,7 +182,7 @@ class MyPreferencesHook(PrefsApiHook):
     """Reads and patches PossibleNOW MyPreferences profiles by ``alternateId`` + ``alternateIdType``.
 
     Auth is a static bearer token (password field) or OAuth client credentials (``auth_type: oauth``
-    with ``token_url``; the token is cached until shortly before it expires). Updates are processed
+    with ``oauth_endpoint``; the token is cached until shortly before it expires). Updates are processed
     asynchronously: right after a patch the profile's ``UpdateStatus`` is ``Pending Update``.
 
     :param conn_id: connection of type ``mypreferences``.
@@ -172,6 +216,10 @@ class MyPreferencesHook(PrefsApiHook):
     def token_provider(self) -> TokenProvider:
         """Static token or cached OAuth token, per the connection."""
         return self.settings.token_provider()
+
+    def status_hints(self) -> dict[int, str]:
+        """What to check in this connection on a 401, 403 or 404."""
+        return self.settings.status_hints(self.conn_id)
 
     def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
         """The full profile (alternate id and type are matched case-insensitively by the service)."""
@@ -247,23 +295,65 @@ class MyPreferencesHook(PrefsApiHook):
         return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run)
 
     def probe(self) -> str:
-        """Authenticate and look up a probe profile; a 404 for it still proves the credentials."""
-        from airflow_provider_prefs.errors import NotFoundError
+        """Authenticate, look up a probe profile, and prove the client id is known.
 
+        A 404 means "unknown profile" or "unknown client id" and the vendor's body format is
+        undocumented, so the body is not parsed for words. Instead the same lookup is made for a
+        client id that cannot exist: if our answer is the same as that one (status and message, with
+        each client id blanked out), our client id is unknown too. Costs one more GET, only here.
+        """
         settings = self.settings
-        extras = self.connection.extra_dejson
-        alternate_id = extras.get("test_alternate_id") or "airflow-connection-test"
-        alternate_id_type = extras.get("test_alternate_id_type") or "Email"
+        extras = self.extras
+        configured = extras.get("test_alternate_id")
+        alternate_id = configured or PROBE_ALTERNATE_ID
+        alternate_id_type = extras.get("test_alternate_id_type", "Email")
         try:
             self.get_profile(alternate_id, alternate_id_type)
         except NotFoundError as exc:
-            if "test_alternate_id" in extras:
-                raise
+            if self._answers_like_unknown_client(exc, alternate_id, alternate_id_type):
+                raise ConfigurationError(
+                    f"client id {settings.client_id!r} is unknown to {settings.base_url}: it answers exactly as for "
+                    f"a client id that does not exist ({exc.vendor_message[:200]}); fix extra 'client_id' of "
+                    f"Airflow connection {self.conn_id!r} (your MyPreferences account id)"
+                ) from None
+            if configured:
+                raise ConfigurationError(
+                    f"client id {settings.client_id!r} is known, but the test profile {alternate_id_type}:"
+                    f"{configured[:100]!r} was not found; fix extra 'test_alternate_id' of Airflow connection "
+                    f"{self.conn_id!r} or remove it"
+                ) from None
             return (
-                f"Authenticated to {settings.base_url} for client id {settings.client_id!r} "
-                f"(probe profile not found, as expected: {exc.vendor_message})"
+                f"Authenticated to {settings.base_url}; client id {settings.client_id!r} is known "
+                "(probe profile not found, as expected)"
             )
         return f"Connected to {settings.base_url}; client id {settings.client_id!r}; probe profile found"
+
+    def _answers_like_unknown_client(self, answer: NotFoundError, alternate_id: str, alternate_id_type: str) -> bool:
+        """True when the same lookup under a client id that cannot exist gets the same 404."""
+        nowhere = f"{UNKNOWN_CLIENT_PREFIX}{uuid.uuid4().hex[:12]}"
+        request = self.settings.model_copy(update={"client_id": nowhere}).profile_request(
+            "GET", alternate_id, alternate_id_type
+        )
+        try:
+            self.send(request)
+        except NotFoundError as other:
+            return _blank(answer.vendor_message, self.settings.client_id) == _blank(other.vendor_message, nowhere)
+        except PrefsError:
+            return False  # any other answer (403...) differs from ours
+        return False
+
+
+#: Alternate id looked up by the connection test when ``test_alternate_id`` is not set.
+PROBE_ALTERNATE_ID = "airflow-connection-test"
+#: Prefix of the client id that cannot exist, used to recognize an unknown-client-id answer.
+UNKNOWN_CLIENT_PREFIX = "airflow-no-such-client-"
+
+
+def _blank(message: str, client_id: str) -> str:
+    """``message`` with the client id (raw or URL-encoded) replaced, so two answers can be compared."""
+    for form in {client_id, quote(client_id, safe="")}:
+        message = message.replace(form, "{client_id}")
+    return message
 
 
 FORGOTTEN_HOOK_GRACE_SECONDS = 60.0
@@ -330,10 +420,11 @@ class MyPreferencesAsyncHook:
                 return self._settings, self._client
             conn = await aload_connection(self.conn_id, MyPreferencesHook)
             settings = MyPreferencesSettings.from_connection(conn, self.conn_id)
-            transport = parse_model(TransportSettings, conn.extra_dejson, f"connection {self.conn_id!r}")
+            transport = parse_transport(ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson))
             self._settings = settings
             self._client = AsyncApiClient(
-                transport.client_settings({"Accept": "application/json"}), settings.token_provider()
+                transport.client_settings({"Accept": "application/json"}, settings.status_hints(self.conn_id)),
+                settings.token_provider(),
             )
             return settings, self._client
 

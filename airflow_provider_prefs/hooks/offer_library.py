@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -13,8 +13,10 @@ from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToke
 from airflow_provider_prefs.errors import quoted
 from airflow_provider_prefs.exactly_once import PatchResult
 from airflow_provider_prefs.hooks.base import (
+    ConnectionExtras,
     PrefsApiHook,
     base_url_of,
+    check_url,
     parse_model,
     require_id,
 )
@@ -45,7 +47,14 @@ class OfferLibrarySettings(BaseModel):
     ims_org_id: str = Field(min_length=1)
     sandbox_name: str = Field(min_length=1)
     scopes: str = DEFAULT_SCOPES
-    ims_token_url: str = DEFAULT_IMS_TOKEN_URL
+    ims_endpoint: str = DEFAULT_IMS_TOKEN_URL
+
+    #: Where each field is set in the Airflow connection, for error messages.
+    SOURCES: ClassVar[dict[str, str]] = {
+        "base_url": "host (Platform base URL)",
+        "client_id": "login (client id)",
+        "client_secret": "password (client secret)",
+    }
 
     @field_validator("client_secret")
     @classmethod
@@ -53,6 +62,27 @@ class OfferLibrarySettings(BaseModel):
         if not value.get_secret_value():
             raise ValueError("the client secret (password field) is empty")
         return value
+
+    @field_validator("base_url", "ims_endpoint")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_url(value)
+
+    @classmethod
+    def from_connection(cls, conn: Any, extras: ConnectionExtras) -> OfferLibrarySettings:
+        """Parse an Airflow connection of type ``adobe_offer_library`` (extras already checked)."""
+        data = {
+            "base_url": base_url_of(conn.host, conn.port, DEFAULT_PLATFORM_URL),
+            "client_id": conn.login or "",
+            "client_secret": conn.password or "",
+            "ims_org_id": extras.get("ims_org_id", ""),
+            "sandbox_name": extras.get("sandbox_name", ""),
+            "scopes": extras.get("scopes", DEFAULT_SCOPES),
+            "ims_endpoint": extras.get("ims_endpoint", DEFAULT_IMS_TOKEN_URL),
+        }
+        names = extras.names(("ims_org_id", "sandbox_name", "scopes", "ims_endpoint"), **cls.SOURCES)
+        what = f"Airflow connection {extras.conn_id!r} ({ADOBE_CONN_TYPE})"
+        return parse_model(cls, data, what, names=names)
 
 
 class OfferLibraryHook(PrefsApiHook):
@@ -89,18 +119,7 @@ class OfferLibraryHook(PrefsApiHook):
     @cached_property
     def settings(self) -> OfferLibrarySettings:
         """The parsed connection."""
-        conn = self.connection
-        extras = conn.extra_dejson
-        data = {
-            "base_url": base_url_of(conn.host, conn.port, DEFAULT_PLATFORM_URL),
-            "client_id": conn.login or "",
-            "client_secret": conn.password or "",
-            "ims_org_id": extras.get("ims_org_id") or "",
-            "sandbox_name": extras.get("sandbox_name") or "",
-            "scopes": extras.get("scopes") or DEFAULT_SCOPES,
-            "ims_token_url": extras.get("ims_token_url") or DEFAULT_IMS_TOKEN_URL,
-        }
-        return parse_model(OfferLibrarySettings, data, f"connection {self.conn_id!r} ({self.conn_type})")
+        return OfferLibrarySettings.from_connection(self.connection, self.extras)
 
     def base_headers(self) -> dict[str, str]:
         """The Adobe headers besides ``Authorization``, on every call."""
@@ -117,12 +136,24 @@ class OfferLibraryHook(PrefsApiHook):
         settings = self.settings
         return ClientCredentialsToken(
             ClientCredentials(
-                token_url=settings.ims_token_url,
+                token_url=settings.ims_endpoint,
                 client_id=settings.client_id,
                 client_secret=settings.client_secret,
                 scope=settings.scopes,
             )
         )
+
+    def status_hints(self) -> dict[int, str]:
+        """What to check in this connection when IMS or the platform refuses a call."""
+        conn = f"check Airflow connection {self.conn_id!r}"
+        return {
+            404: f"check the offer id, and extra 'sandbox_name' ({self.settings.sandbox_name!r}) of Airflow "
+            f"connection {self.conn_id!r}: offers live in one sandbox",
+            401: f"{conn}: login (client id) and password (client secret) of the OAuth server-to-server "
+            "credential, and extra 'scopes'",
+            403: f"{conn}: extra 'ims_org_id' must be the credential's organization and extra 'sandbox_name' "
+            "a sandbox its product profile can access; login (client id) is also sent as x-api-key",
+        }
 
     def offer_url(self, offer_id: str) -> str:
         """URL of one offer; the id is percent-encoded entirely (``/``, ``?``, ``#`` included)."""

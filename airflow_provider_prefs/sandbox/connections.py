@@ -31,7 +31,7 @@ def sandbox_connections(url: str, **transport: Any) -> dict[str, dict[str, Any]]
             "extra": {
                 "ims_org_id": ADOBE_IMS_ORG,
                 "sandbox_name": ADOBE_SANDBOX_NAME,
-                "ims_token_url": f"{url}/ims/token/v3",
+                "ims_endpoint": f"{url}/ims/token/v3",
                 **transport,
             },
         },
@@ -49,7 +49,7 @@ def sandbox_connections(url: str, **transport: Any) -> dict[str, dict[str, Any]]
             "extra": {
                 "client_id": MP_CLIENT_ID,
                 "auth_type": "oauth",
-                "token_url": f"{url}/mypreferences/oauth/token",
+                "oauth_endpoint": f"{url}/mypreferences/oauth/token",
                 **transport,
             },
         },
