@@ -47,9 +47,9 @@ def test_malformed_uris_are_refused(sanitize: object, uri: str) -> None:
 
 
 def test_airflow_uses_the_registered_handlers() -> None:
-    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    handlers = ProvidersManager().asset_uri_handlers
+    handlers = ProvidersManagerTaskRuntime().asset_uri_handlers
     assert handlers["adobe-offer"] is sanitize_offer_uri
     assert handlers["mypreferences"] is sanitize_profiles_uri
 
