@@ -8,6 +8,7 @@ it becomes a failure row naming the item, and the caller decides at the end what
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -137,17 +138,31 @@ def run_bulk(
             record(safe(item))
         return report
 
+    # Never run further ahead of the oldest unfinished item than this: a slow item holds the run back
+    # a little instead of letting the checkpoint's "finished above the watermark" set grow unbounded.
+    max_ahead = max_window(max_concurrency)
     with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="prefs-bulk") as pool:
         pending: set[Future[PatchOutcome]] = set()
-        for item in pulled():
-            if len(pending) >= 2 * max_concurrency:
+        order: deque[tuple[int, Future[PatchOutcome]]] = deque()
+        for sequence, item in enumerate(pulled()):
+            while len(pending) >= 2 * max_concurrency or (order and sequence - order[0][0] >= max_ahead):
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     record(future.result())
-            pending.add(pool.submit(safe, item))
-        for future in pending:
-            record(future.result())
+                while order and order[0][1] not in pending:
+                    order.popleft()
+            future = pool.submit(safe, item)
+            pending.add(future)
+            order.append((sequence, future))
+        for _, future in order:
+            if future in pending:
+                record(future.result())
     return report
+
+
+def max_window(max_concurrency: int) -> int:
+    """How many items a run may start beyond its oldest unfinished one."""
+    return 8 * max(1, max_concurrency)
 
 
 def numbered(items: Iterable[Any], progress: BulkProgress, report: BulkReport) -> Iterator[BulkItem]:
