@@ -101,6 +101,8 @@ class BulkProgress:
         self._flush_lock = threading.Lock()
         self._version = 0
         self._durable = 0
+        #: Checkpoint writes so far (logged at the end of a run: they should be far fewer than items).
+        self.writes = 0
         self._last_flush = time.monotonic()
         self.flush_interval = flush_interval
         self.resume = Resume.from_json(self._store.get(STATE_KEY)) if self._store else Resume()
@@ -186,6 +188,7 @@ class BulkProgress:
                 taken = self._version
             self._store.set(STATE_KEY, snapshot)
             self._durable = taken
+            self.writes += 1
             self._last_flush = time.monotonic()
 
     def _snapshot(self) -> dict[str, Any]:

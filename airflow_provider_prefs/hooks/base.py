@@ -253,6 +253,8 @@ class PrefsApiHook(BaseHook):
             label=lambda work: work.label,
         )
         progress.flush()
+        if progress.enabled:
+            self.log.info("checkpoint: %d write(s) for %d item(s) sent", progress.writes, report.total - report.skipped)
         return report
 
     def _bulk_item(
