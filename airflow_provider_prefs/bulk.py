@@ -1,23 +1,92 @@
 """Many changes with bounded concurrency over one hook (one session, one pool, one 429 gate).
 
 Input is consumed lazily and results are folded into counters as they arrive, so memory stays flat
-whether there are ten items or a million. A failed item never stops the others; the caller decides
-at the end what the failures mean.
+whether there are ten items or a million. A failed item never stops the others, whatever it raised:
+it becomes a failure row naming the item, and the caller decides at the end what failures mean.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_prefs.models import BulkReport, PatchOutcome
+
+if TYPE_CHECKING:
+    from airflow_provider_prefs.bulk_progress import BulkProgress
 
 log = logging.getLogger(__name__)
 
 #: How many failures a report lists in full; the rest are only counted.
 MAX_LISTED_FAILURES = 100
+#: How much of an item (or of an error) a failure row quotes.
+MAX_QUOTED_CHARS = 200
+
+
+def quote_item(item: Any) -> str:
+    """A bounded description of an input item for failure rows and messages."""
+    text = repr(item)
+    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 3] + "..."
+
+
+@dataclass(frozen=True)
+class BadItem:
+    """An input entry that could not even be read (e.g. a ``.jsonl`` line that is not JSON)."""
+
+    label: str
+    error: str
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    """One item of a bulk run: its position, the input, and for a resumed item the operations it sent."""
+
+    index: int
+    item: Any
+    digest: str = ""
+    #: Operations an earlier try recorded before it stopped; re-judged and resent, never re-planned.
+    resumed_ops: list[dict[str, Any]] | None = None
+
+    @property
+    def label(self) -> str:
+        """How failure rows name this item when it has no resource name yet."""
+        if isinstance(self.item, BadItem):
+            return self.item.label
+        return f"item #{self.index} {quote_item(self.item)}"
+
+
+def item_tuple(item: Any, lengths: tuple[int, ...], shape: str) -> tuple[Any, ...]:
+    """A positional item (list or tuple) of one of the accepted ``lengths``; anything else is refused."""
+    from airflow_provider_prefs.errors import InvalidInputError
+
+    if isinstance(item, list | tuple) and len(item) in lengths:
+        return tuple(item)
+    kind = f"a {len(item)}-item {type(item).__name__}" if isinstance(item, list | tuple) else type(item).__name__
+    raise InvalidInputError(f"each item must be {shape}; got {kind}")
+
+
+def failed_outcome(target: str, exc: BaseException) -> PatchOutcome:
+    """The outcome recorded for an item that could not be applied (message bounded)."""
+    error = f"{type(exc).__name__}: {exc}"
+    if len(error) > 4 * MAX_QUOTED_CHARS:
+        error = error[: 4 * MAX_QUOTED_CHARS - 3] + "..."
+    return PatchOutcome(status="failed", target=target[: 2 * MAX_QUOTED_CHARS], error=error)
+
+
+def _guarded(handle: Callable[[Any], PatchOutcome], label: Callable[[Any], str]) -> Callable[[Any], PatchOutcome]:
+    """``handle`` that turns any exception into the item's failure row (a thread pool would re-raise it)."""
+
+    def run(item: Any) -> PatchOutcome:
+        try:
+            return handle(item)
+        except Exception as exc:
+            return failed_outcome(label(item), exc)
+
+    return run
 
 
 def run_bulk(
@@ -26,9 +95,17 @@ def run_bulk(
     *,
     max_concurrency: int = 8,
     on_outcome: Callable[[PatchOutcome], None] | None = None,
+    report: BulkReport | None = None,
+    label: Callable[[Any], str] = quote_item,
 ) -> BulkReport:
-    """Run ``handle`` over ``items`` with at most ``max_concurrency`` in flight; fold into a report."""
-    report = BulkReport()
+    """Run ``handle`` over ``items`` with at most ``max_concurrency`` in flight; fold into a report.
+
+    Never raises for an item: an exception from ``handle`` becomes that item's failure row, and an
+    exception while reading ``items`` stops reading (the items already started still finish) and is
+    reported as a failure row too.
+    """
+    report = report if report is not None else BulkReport()
+    safe = _guarded(handle, label)
 
     def record(outcome: PatchOutcome) -> None:
         report.total += 1
@@ -45,24 +122,81 @@ def run_bulk(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    def pulled() -> Iterator[Any]:
+        iterator = iter(items)
+        while True:
+            try:
+                yield next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:
+                record(failed_outcome(f"items (reading stopped after {report.total} item(s))", exc))
+                return
+
     if max_concurrency <= 1:
-        for item in items:
-            record(handle(item))
+        for item in pulled():
+            record(safe(item))
         return report
 
+    # Never run further ahead of the oldest unfinished item than this: a slow item holds the run back
+    # a little instead of letting the checkpoint's "finished above the watermark" set grow unbounded.
+    max_ahead = max_window(max_concurrency)
     with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="prefs-bulk") as pool:
         pending: set[Future[PatchOutcome]] = set()
-        for item in items:
-            if len(pending) >= 2 * max_concurrency:
+        order: deque[tuple[int, Future[PatchOutcome]]] = deque()
+        for sequence, item in enumerate(pulled()):
+            while len(pending) >= 2 * max_concurrency or (order and sequence - order[0][0] >= max_ahead):
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     record(future.result())
-            pending.add(pool.submit(handle, item))
-        for future in pending:
-            record(future.result())
+                while order and order[0][1] not in pending:
+                    order.popleft()
+            future = pool.submit(safe, item)
+            pending.add(future)
+            order.append((sequence, future))
+        for _, future in order:
+            if future in pending:
+                record(future.result())
     return report
 
 
-def failed_outcome(target: str, exc: BaseException) -> PatchOutcome:
-    """The outcome recorded for an item that could not be applied."""
-    return PatchOutcome(status="failed", target=target, error=f"{type(exc).__name__}: {exc}")
+def max_window(max_concurrency: int) -> int:
+    """How many items a run may start beyond its oldest unfinished one."""
+    return 8 * max(1, max_concurrency)
+
+
+def numbered(items: Iterable[Any], progress: BulkProgress, report: BulkReport) -> Iterator[BulkItem]:
+    """Number the items and apply the checkpoint: skip finished ones, resume in-flight ones.
+
+    Skipped items are counted into ``report`` (``skipped``, ``total``); resumed ones into ``resumed``.
+    Raises :class:`~.bulk_progress.ItemsChangedError` (stopping the run) when the items are not those
+    the checkpoint describes.
+    """
+    from airflow_provider_prefs.bulk_progress import _chain, item_digest
+
+    resume = progress.resume
+    chain = ""
+    index = -1
+    for index, item in enumerate(items):
+        digest = item_digest(item) if progress.enabled else ""
+        if index < resume.next:
+            chain = _chain(chain, digest)
+            if index == resume.next - 1:
+                progress.verify_prefix(chain)
+            report.skipped += 1
+            report.total += 1
+            continue
+        if index in resume.finished_above:
+            progress.check_digest(index, digest, resume.finished_above[index])
+            report.skipped += 1
+            report.total += 1
+            continue
+        if index in resume.inflight:
+            recorded_digest, ops = resume.inflight[index]
+            progress.check_digest(index, digest, recorded_digest)
+            report.resumed += 1
+            yield BulkItem(index, item, digest, resumed_ops=ops)
+            continue
+        yield BulkItem(index, item, digest)
+    if index + 1 < resume.next:
+        progress.verify_prefix(chain)

@@ -108,7 +108,11 @@ class PatchOutcome(BaseModel):
 
 
 class BulkReport(BaseModel):
-    """Totals of a bulk run, plus the failures (capped) that the task reports at the end."""
+    """Totals of a bulk run, plus the failures (capped) that the task reports at the end.
+
+    A resumed run counts every item: ``applied``/``unchanged``/``failed`` include the ``skipped`` items
+    an earlier try finished (their failure rows are in that try's report, not repeated here).
+    """
 
     total: int = 0
     applied: int = 0
@@ -116,6 +120,8 @@ class BulkReport(BaseModel):
     failed: int = 0
     failures: list[PatchOutcome] = Field(default_factory=list)
     failures_truncated: int = 0
+    skipped: int = Field(default=0, description="items an earlier try of the task finished (counted above, not sent)")
+    resumed: int = Field(default=0, description="items an earlier try left in flight: re-judged, resent if needed")
 
     def to_xcom(self) -> dict[str, Any]:
         """The JSON-safe dict pushed to XCom."""

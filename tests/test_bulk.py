@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,96 @@ def test_offer_hook_bulk_pairs(connections: Any) -> None:
         [("fallbackOffer1234", [{"op": "replace", "path": "/status", "value": "draft"}])]
     )
     assert report.applied == 1
+
+
+class FakeTi:
+    """Collects what the task pushes to XCom."""
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        json.dumps(value)  # XCom must be JSON
+        self.xcom[key] = value
+
+
+GOOD_ID = "grace@example.com"
+GOOD_PATCH = [{"op": "replace", "path": "/CustomerType", "value": "Marketing"}]
+
+# (case, bad item, what its failure row must name)
+BAD_ITEMS = [
+    ("1-tuple", ("Ada@Example.com",), "1-item tuple"),
+    ("int", 42, "got int"),
+    ("bare string", "Ada@Example.com", "got str"),
+    ("None", None, "got NoneType"),
+    ("dict without id", {"patch": GOOD_PATCH}, "alternate_id"),
+    (
+        "datetime value",
+        {
+            "alternate_id": "Ada@Example.com",
+            "patch": [{"op": "replace", "path": "/CustomerType", "value": datetime(2026, 1, 1, tzinfo=timezone.utc)}],
+        },
+        "datetime",
+    ),
+    ("date value", ["Ada@Example.com", [{"op": "add", "path": "/CustomFields/-", "value": date(2026, 1, 1)}]], "date"),
+    ("patch not JSON", ["Ada@Example.com", "{not json"], "JSON"),
+]
+
+
+@pytest.mark.parametrize(("case", "bad", "named"), BAD_ITEMS, ids=[case for case, _, _ in BAD_ITEMS])
+def test_a_bad_bulk_item_is_a_failure_row_and_the_rest_is_applied(
+    connections: Any, case: str, bad: Any, named: str
+) -> None:
+    ti = FakeTi()
+    items = [bad, {"alternate_id": GOOD_ID, "patch": GOOD_PATCH}]
+    operator = BulkProfilePatchOperator(task_id="bulk", items=items, alternate_id_type="Email", max_concurrency=2)
+    with pytest.raises(fail_task_exception()) as info:
+        operator.execute({"ti": ti})
+    report = ti.xcom["bulk_report"]
+    assert (report["total"], report["applied"], report["failed"]) == (2, 1, 1), report
+    row = report["failures"][0]
+    assert named in row["error"] or named in row["target"], row
+    assert len(row["target"]) <= 400 and len(row["error"]) <= 800
+    assert row["target"] in str(info.value)
+    assert connections.state.profile("DEMO", GOOD_ID, "Email")["CustomerType"] == "Marketing"
+    assert [e["route"] for e in connections.state.journal()].count("profile.patch") == 1  # only the good item
+
+
+def test_a_huge_bad_item_is_quoted_truncated(connections: Any) -> None:
+    ti = FakeTi()
+    with pytest.raises(fail_task_exception()):
+        BulkProfilePatchOperator(task_id="bulk", items=[["x" * 100_000]], alternate_id_type="Email").execute({"ti": ti})
+    row = ti.xcom["bulk_report"]["failures"][0]
+    assert len(row["target"]) <= 400 and row["target"].endswith("...")
+
+
+@pytest.mark.parametrize("items", ["garbage", "[1, 2", 42, {"alternate_id": GOOD_ID}, "/nowhere/items.jsonl"])
+def test_unusable_items_fail_before_any_request(connections: Any, items: Any) -> None:
+    with pytest.raises(fail_task_exception()) as info:
+        BulkProfilePatchOperator(task_id="bulk", items=items, alternate_id_type="Email").execute({"ti": FakeTi()})
+    assert "items" in str(info.value)
+    assert connections.state.journal() == []
+
+
+def test_a_bad_jsonl_line_is_a_failure_row_naming_its_line(connections: Any, tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    good = json.dumps({"alternate_id": GOOD_ID, "patch": GOOD_PATCH})
+    path.write_text(f"{good}\n{{broken\n\n{good}\n")
+    ti = FakeTi()
+    with pytest.raises(fail_task_exception()):
+        BulkProfilePatchOperator(task_id="bulk", items=str(path), alternate_id_type="Email").execute({"ti": ti})
+    report = ti.xcom["bulk_report"]
+    assert (report["total"], report["applied"], report["failed"]) == (3, 2, 1)
+    assert "line 2" in report["failures"][0]["target"] and "line 2" in report["failures"][0]["error"]
+
+
+def test_an_items_iterable_that_breaks_midway_still_reports(connections: Any) -> None:
+    def items() -> Any:
+        yield {"alternate_id": GOOD_ID, "patch": GOOD_PATCH}
+        raise OSError("disk went away")
+
+    ti = FakeTi()
+    with pytest.raises(fail_task_exception()):
+        BulkProfilePatchOperator(task_id="bulk", items=items(), alternate_id_type="Email").execute({"ti": ti})
+    report = ti.xcom["bulk_report"]
+    assert report["applied"] == 1 and "disk went away" in report["failures"][0]["error"]

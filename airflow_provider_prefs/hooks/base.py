@@ -13,19 +13,23 @@ from airflow_provider_prefs._compat import BaseHook, mask_secret
 from airflow_provider_prefs.errors import (
     ConfigurationError,
     InvalidInputError,
+    OutcomeUnknownError,
     PrefsError,
     quoted,
     redact_url,
 )
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES
+from airflow_provider_prefs.models import PatchOutcome
 from airflow_provider_prefs.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.auth import TokenProvider
+    from airflow_provider_prefs.bulk import BulkItem
+    from airflow_provider_prefs.bulk_progress import BulkProgress
     from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.exactly_once import PatchResult
     from airflow_provider_prefs.http_client import ApiClient, ApiRequest, ClientSettings
-    from airflow_provider_prefs.models import BulkReport, PatchOutcome
+    from airflow_provider_prefs.models import BulkReport
     from airflow_provider_prefs.patching import Patch, PatchRules
 
 
@@ -377,14 +381,21 @@ class PrefsApiHook(BaseHook):
         *,
         max_concurrency: int = 8,
         dry_run: bool = False,
+        progress: BulkProgress | None = None,
     ) -> BulkReport:
-        """Apply many changes over this hook's one session; failures are recorded, never skipped.
+        """Apply many changes over this hook's one session; every item ends in the report, none raises.
 
         ``resource_of`` turns one input item into the resource and its ``patch``/``desired`` change.
         Concurrency is capped at the connection pool size so no connection is opened and dropped.
+
+        :param progress: the run's checkpoint (see :mod:`airflow_provider_prefs.bulk_progress`): items
+            an earlier try finished are skipped, items it left in flight are re-judged and their
+            recorded operations resent only if they did not land; each new item's operations are
+            stored before they are sent.
         """
-        from airflow_provider_prefs.bulk import failed_outcome, run_bulk
-        from airflow_provider_prefs.changes import apply_change
+        from airflow_provider_prefs.bulk import numbered, run_bulk
+        from airflow_provider_prefs.bulk_progress import BulkProgress
+        from airflow_provider_prefs.models import BulkReport
 
         if max_concurrency > self.transport.pool_size:
             self.log.warning(
@@ -393,17 +404,78 @@ class PrefsApiHook(BaseHook):
                 self.transport.pool_size,
             )
             max_concurrency = self.transport.pool_size
+        if progress is None or dry_run:
+            progress = BulkProgress(None)  # a dry run sends nothing, so it has nothing to remember
+        resume = progress.resume
+        report = BulkReport(**resume.counts) if progress.enabled else BulkReport()
+        if progress.enabled and not resume.empty:
+            self.log.info(
+                "resuming: %d item(s) finished by an earlier try are skipped, %d in flight are re-judged",
+                resume.next + len(resume.finished_above),
+                len(resume.inflight),
+            )
 
-        def handle(item: Any) -> PatchOutcome:
-            target = f"item {item!r}"[:200]
-            try:
-                resource, change = resource_of(item)
-                target = resource.target
-                return apply_change(resource, patch=change.get("patch"), desired=change.get("desired"), dry_run=dry_run)
-            except PrefsError as exc:
-                return failed_outcome(target, exc)
+        def handle(work: BulkItem) -> PatchOutcome:
+            outcome = self._bulk_item(work, resource_of, progress, dry_run=dry_run)
+            progress.finish(work.index, work.digest, outcome.status)
+            return outcome
 
-        return run_bulk(items, handle, max_concurrency=max_concurrency)
+        report = run_bulk(
+            numbered(items, progress, report),
+            handle,
+            max_concurrency=max_concurrency,
+            report=report,
+            label=lambda work: work.label,
+        )
+        progress.flush()
+        if progress.enabled:
+            self.log.info("checkpoint: %d write(s) for %d item(s) sent", progress.writes, report.total - report.skipped)
+        return report
+
+    def _bulk_item(
+        self,
+        work: BulkItem,
+        resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]],
+        progress: BulkProgress,
+        *,
+        dry_run: bool,
+    ) -> PatchOutcome:
+        """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops."""
+        from airflow_provider_prefs.bulk import BadItem, failed_outcome
+        from airflow_provider_prefs.changes import plan_change, send_change
+
+        if isinstance(work.item, BadItem):
+            return PatchOutcome(status="failed", target=work.label, error=work.item.error)
+        target = work.label
+        try:
+            resource, change = resource_of(work.item)
+            target = resource.target
+            if work.resumed_ops is not None:
+                return self._resume_item(resource, target, work.resumed_ops)
+            planned = plan_change(resource, patch=change.get("patch"), desired=change.get("desired"))
+            if not planned.unchanged and not dry_run:
+                progress.begin(work.index, work.digest, planned.ops)
+            return send_change(resource, planned, dry_run=dry_run)
+        except Exception as exc:
+            return failed_outcome(target, exc)
+
+    def _resume_item(self, resource: Resource, target: str, ops: Patch) -> PatchOutcome:
+        """An item an earlier try was sending when it stopped: find out whether it landed, resend if not."""
+        from airflow_provider_prefs.changes import PlannedChange, send_change
+        from airflow_provider_prefs.exactly_once import Verdict, judge
+
+        current = resource.read()
+        verdict, why = judge(ops, current, resource.rules, version_key=self.version_key)
+        if verdict is Verdict.APPLIED:
+            self.log.info("%s: an earlier try's patch had landed (%s); not sent again", target, why)
+            outcome = PatchOutcome(status="applied", target=target, operations=len(ops), reconciled=True)
+            return resource.summarize(outcome, current)
+        if verdict is Verdict.UNKNOWN:
+            raise OutcomeUnknownError(
+                f"an earlier try of this task was sending this patch when it stopped, and re-reading cannot "
+                f"tell whether it landed: {why}. It was not sent again; inspect the resource"
+            )
+        return send_change(resource, PlannedChange(ops=ops))
 
     def probe(self) -> str:
         """A cheap read-only call proving the connection works; returns what it showed."""

@@ -35,8 +35,15 @@ from airflow_provider_prefs.provider_info import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_prefs.bulk_progress import BulkProgress
     from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.models import BulkReport
+
+#: What a positional bulk item looks like (quoted in the error for any other shape).
+PROFILE_ITEM_SHAPE = (
+    "a dict with alternate_id and patch or desired, an (alternate_id, patch) pair "
+    "or an (alternate_id, alternate_id_type, patch) triple"
+)
 
 ENVIRONMENT_URLS = {"production": MYPREFERENCES_PRODUCTION_URL, "staging": MYPREFERENCES_STAGING_URL}
 
@@ -275,24 +282,28 @@ class MyPreferencesHook(PrefsApiHook):
         alternate_id_type: str | None = None,
         max_concurrency: int = 8,
         dry_run: bool = False,
+        progress: BulkProgress | None = None,
     ) -> BulkReport:
         """Patch many profiles concurrently over one session.
 
         :param items: ``(alternate_id, patch)`` pairs (with ``alternate_id_type`` given here),
             ``(alternate_id, alternate_id_type, patch)`` triples, or dicts with ``alternate_id``,
             optional ``alternate_id_type`` and ``patch`` or ``desired``; consumed lazily.
+        :param progress: checkpoint to resume from and record into (see :meth:`bulk_apply`).
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
+        from airflow_provider_prefs.bulk import item_tuple
 
         def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
             if isinstance(item, dict):
                 id_type = item.get("alternate_id_type") or alternate_id_type
                 return self.profile(item.get("alternate_id"), id_type), item  # type: ignore[arg-type]
-            if len(item) == 3:
-                return self.profile(item[0], item[1]), {"patch": item[2]}
-            return self.profile(item[0], alternate_id_type), {"patch": item[1]}  # type: ignore[arg-type]
+            fields = item_tuple(item, (2, 3), PROFILE_ITEM_SHAPE)
+            if len(fields) == 3:
+                return self.profile(fields[0], fields[1]), {"patch": fields[2]}
+            return self.profile(fields[0], alternate_id_type), {"patch": fields[1]}  # type: ignore[arg-type]
 
-        return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run)
+        return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run, progress=progress)
 
     def probe(self) -> str:
         """Authenticate, look up a probe profile, and prove the client id is known.

@@ -30,8 +30,12 @@ from airflow_provider_prefs.provider_info import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_prefs.bulk_progress import BulkProgress
     from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.models import BulkReport
+
+#: What a positional bulk item looks like (quoted in the error for any other shape).
+OFFER_ITEM_SHAPE = "a dict with offer_id and patch or desired, or an (offer_id, patch) pair"
 
 FALLBACK = {"offer-type": "fallback"}
 
@@ -205,21 +209,30 @@ class OfferLibraryHook(PrefsApiHook):
             max_request_bytes=self.transport.max_request_bytes,
         )
 
-    def bulk_patch_offers(self, items: Iterable[Any], *, max_concurrency: int = 8, dry_run: bool = False) -> BulkReport:
+    def bulk_patch_offers(
+        self,
+        items: Iterable[Any],
+        *,
+        max_concurrency: int = 8,
+        dry_run: bool = False,
+        progress: BulkProgress | None = None,
+    ) -> BulkReport:
         """Patch many offers concurrently over one session.
 
         :param items: ``(offer_id, patch)`` pairs or ``{"offer_id", "patch" | "desired"}`` dicts,
             consumed lazily (a generator over a file is fine).
+        :param progress: checkpoint to resume from and record into (see :meth:`bulk_apply`).
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
+        from airflow_provider_prefs.bulk import item_tuple
 
         def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
             if isinstance(item, dict):
                 return self.offer(item.get("offer_id")), item  # type: ignore[arg-type]
-            offer_id, patch = item
+            offer_id, patch = item_tuple(item, (2,), OFFER_ITEM_SHAPE)
             return self.offer(offer_id), {"patch": patch}
 
-        return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run)
+        return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run, progress=progress)
 
     def list_offers(self, *, limit: int = 10, name: str | None = None) -> dict[str, Any]:
         """One page of fallback offers (``results``, ``count``, ``total``, ``_links``)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,37 +12,70 @@ from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE, MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
+    from airflow_provider_prefs.bulk_progress import BulkProgress
+    from airflow_provider_prefs.hooks.base import PrefsApiHook
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
     from airflow_provider_prefs.models import BulkReport
 
 #: Failures spelled out in the task's error message (all are in the XCom report, up to its cap).
 FAILURES_IN_MESSAGE = 20
+#: Namespace of the bulk run's progress in the task state store.
+CHECKPOINT_NAMESPACE = "prefs.bulk"
 
 
-def iter_items(items: Any) -> Iterator[Any]:
-    """Items from a list, or streamed line by line from a JSON Lines file (``*.jsonl`` path)."""
+def open_items(items: Any) -> Iterator[Any]:
+    """The items of a bulk task, checked before any request: a list (or other iterable), its JSON
+    text, or the path of a ``.jsonl`` file (streamed; a line that is not JSON becomes that line's
+    failure row). Anything unusable raises :class:`InvalidInputError` here, before anything is sent.
+    """
+    from airflow_provider_prefs.bulk import quote_item
+    from airflow_provider_prefs.errors import InvalidInputError
+
     if isinstance(items, str | Path) and str(items).endswith(".jsonl"):
-        with open(items, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except ValueError as exc:
-                        yield {"invalid_line": number, "error": str(exc)}
-        return
-    if isinstance(items, str):
-        items = json.loads(items)
-    yield from items
+        path = Path(items)
+        if not path.is_file():
+            raise InvalidInputError(f"items names a .jsonl file that does not exist: {quote_item(str(items))}")
+        return _jsonl_items(path)
+    if isinstance(items, str | bytes):
+        try:
+            items = json.loads(items)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"items is not a list, JSON text of a list, or a .jsonl path: {quote_item(items)} ({exc})"
+            ) from None
+    if isinstance(items, dict | str | bytes) or not isinstance(items, Iterable):
+        raise InvalidInputError(f"items must be a list of items, got {type(items).__name__}: {quote_item(items)}")
+    return iter(items)
+
+
+def _jsonl_items(path: Path) -> Iterator[Any]:
+    from airflow_provider_prefs.bulk import BadItem
+
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:
+                    yield BadItem(f"{path.name} line {number}", f"line {number} is not valid JSON: {exc}")
 
 
 class BulkPatchOperatorBase(BaseOperator):
     """Shared base of the bulk operators (see BulkProfilePatchOperator, BulkFallbackOfferPatchOperator).
 
-    Every item is attempted; at the end the task fails (without retries, since a retry would resend
-    the items that did apply) if any item failed, listing what failed and why. The report
-    ``{"total", "applied", "unchanged", "failed", "failures": [...]}`` is the XCom return value on
-    success and is pushed under the key ``bulk_report`` either way.
+    Every item is attempted; an item that fails, for whatever reason, becomes a failure row and the
+    others go on. The report ``{"total", "applied", "unchanged", "failed", "failures": [...],
+    "skipped", "resumed"}`` is pushed under the XCom key ``bulk_report`` whatever happens, and is the
+    return value on success. At the end the task fails if any item failed, listing what failed and
+    why; without retries, since a retry would reach the same verdict.
+
+    Progress is checkpointed in Airflow's task state store (Airflow 3.3+): each item's exact
+    operations are stored before they are sent, so a retry, or a rerun of the task instance after the
+    worker was killed, skips the items already finished and re-judges those that were in flight
+    instead of sending anything twice. Give bulk tasks ``retries`` freely. Without a task state store
+    there is no such memory: an unexpected error then fails the task without retries, because a
+    retry would resend the items that did apply.
 
     :param items: a list of items, its JSON text, or the path of a ``.jsonl`` file (streamed).
     :param max_concurrency: patches in flight at once (capped at the connection's ``pool_size``).
@@ -72,24 +105,55 @@ class BulkPatchOperatorBase(BaseOperator):
         self.fail_on_error = fail_on_error
         self.transport = transport
 
-    def run_bulk(self, items: Iterator[Any]) -> BulkReport:
+    @property
+    def service_hook(self) -> PrefsApiHook:
+        """The hook the items are applied through."""
+        raise NotImplementedError
+
+    def run_bulk(self, items: Iterator[Any], progress: BulkProgress) -> BulkReport:
         """Apply the items through the service hook."""
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Apply every item, report, and fail at the end if any item failed."""
-        report = self.run_bulk(iter_items(self.items))
-        summary = report.to_xcom()
+        """Apply every item (resuming an earlier try), push the report, fail at the end if any item failed."""
+        from airflow_provider_prefs.bulk import failed_outcome
+        from airflow_provider_prefs.bulk_progress import BulkProgress
+        from airflow_provider_prefs.errors import PrefsError
+        from airflow_provider_prefs.models import BulkReport
+        from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+
+        try:
+            items = open_items(self.items)
+        except PrefsError as exc:
+            raise fail_task_exception()(str(exc)) from exc
+        progress = BulkProgress(TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, log=self.log))
+        try:
+            report = self.run_bulk(items, progress)
+        except Exception as exc:
+            # Not an item's failure (those never raise) but the run's: still leave a report behind.
+            report = BulkReport(failures=[failed_outcome("bulk run", exc)])
+            self._push(context, report)
+            if isinstance(exc, PrefsError) and not exc.retryable:
+                raise fail_task_exception()(str(exc)) from exc
+            if not progress.enabled:
+                raise fail_task_exception()(
+                    f"{type(exc).__name__}: {exc} (not retried: without a task state store a retry would "
+                    "resend the items that were applied)"
+                ) from exc
+            raise
+        finally:
+            self.service_hook.close()
+        self._push(context, report)
         self.log.info(
-            "bulk patch: %d item(s): %d applied, %d unchanged, %d failed",
+            "bulk patch: %d item(s): %d applied, %d unchanged, %d failed; %d skipped (finished by an earlier "
+            "try), %d resumed",
             report.total,
             report.applied,
             report.unchanged,
             report.failed,
+            report.skipped,
+            report.resumed,
         )
-        ti = context.get("ti") if isinstance(context, dict) else None
-        if ti is not None:
-            ti.xcom_push(key="bulk_report", value=summary)
         if report.failed and self.fail_on_error:
             lines = [f"  {f.target}: {f.error}" for f in report.failures[:FAILURES_IN_MESSAGE]]
             more = report.failed - len(lines)
@@ -97,7 +161,13 @@ class BulkPatchOperatorBase(BaseOperator):
                 f"{report.failed} of {report.total} item(s) failed ({report.applied} applied, "
                 f"{report.unchanged} unchanged):\n" + "\n".join(lines) + (f"\n  ... and {more} more" if more else "")
             )
-        return summary
+        return report.to_xcom()
+
+    @staticmethod
+    def _push(context: Any, report: BulkReport) -> None:
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if ti is not None:
+            ti.xcom_push(key="bulk_report", value=report.to_xcom())
 
 
 class BulkProfilePatchOperator(BulkPatchOperatorBase):
@@ -129,13 +199,19 @@ class BulkProfilePatchOperator(BulkPatchOperatorBase):
 
         return MyPreferencesHook(self.conn_id, transport_overrides=self.transport)
 
-    def run_bulk(self, items: Iterator[Any]) -> BulkReport:
+    @property
+    def service_hook(self) -> PrefsApiHook:
+        """The MyPreferences hook."""
+        return self.hook
+
+    def run_bulk(self, items: Iterator[Any], progress: BulkProgress) -> BulkReport:
         """Patch the profiles."""
         return self.hook.bulk_patch_profiles(
             items,
             alternate_id_type=self.alternate_id_type,
             max_concurrency=self.max_concurrency,
             dry_run=self.is_dry_run,
+            progress=progress,
         )
 
 
@@ -157,6 +233,13 @@ class BulkFallbackOfferPatchOperator(BulkPatchOperatorBase):
 
         return OfferLibraryHook(self.conn_id, transport_overrides=self.transport)
 
-    def run_bulk(self, items: Iterator[Any]) -> BulkReport:
+    @property
+    def service_hook(self) -> PrefsApiHook:
+        """The Offer Library hook."""
+        return self.hook
+
+    def run_bulk(self, items: Iterator[Any], progress: BulkProgress) -> BulkReport:
         """Patch the offers."""
-        return self.hook.bulk_patch_offers(items, max_concurrency=self.max_concurrency, dry_run=self.is_dry_run)
+        return self.hook.bulk_patch_offers(
+            items, max_concurrency=self.max_concurrency, dry_run=self.is_dry_run, progress=progress
+        )

@@ -246,7 +246,7 @@ def create_app(state: SandboxState) -> FastAPI:
 
 
 def _add_control_routes(app: FastAPI, state: SandboxState) -> None:
-    """``/_sandbox``: health, reset, journal, state, config, faults (no auth, never journaled)."""
+    """``/_sandbox``: health, reset, journal, state, profiles, config, faults (no auth, never journaled)."""
 
     def then(action: Callable[[], None], answer: Any) -> Callable[[], Any]:
         def run() -> Any:
@@ -296,6 +296,11 @@ def _add_control_routes(app: FastAPI, state: SandboxState) -> None:
         return await guarded(
             lambda: state.profile(client_id, params.get("alternateId", ""), params.get("alternateIdType", ""))
         )
+
+    @app.post("/_sandbox/profiles/{client_id}")
+    async def add_profiles(request: Request, client_id: str) -> Response:
+        entries = json.loads(await request.body() or b"{}").get("profiles", [])
+        return await guarded(lambda: {"added": state.add_profiles(client_id, entries)})
 
     @app.put("/_sandbox/config")
     async def config(request: Request) -> Response:

@@ -433,6 +433,22 @@ class SandboxState:
             self.pending_until[(client_id, *key)] = time.time() + self.pending_delay
             return self._shown(client_id, key)
 
+    def add_profiles(self, client_id: str, entries: list[dict[str, Any]]) -> int:
+        """Create (or overwrite) profiles: ``{"alternate_id", "alternate_id_type", "profile"}`` each.
+
+        For tests and benchmarks that need thousands of profiles without a seed file of their own.
+        """
+        with self._lock:
+            if client_id not in self.mp_clients:
+                raise SandboxError(404, f"Unknown client id {client_id}", text=True)
+            profiles = self.profiles.setdefault(client_id, {})
+            for entry in entries:
+                if not isinstance(entry, dict) or not isinstance(entry.get("profile"), dict):
+                    raise SandboxError(400, "each entry needs alternate_id, alternate_id_type and a profile object")
+                key = (str(entry["alternate_id"]).lower(), str(entry["alternate_id_type"]).lower())
+                profiles[key] = copy.deepcopy(entry["profile"])
+            return len(entries)
+
     def force_update_status(
         self, client_id: str, alternate_id: str, alternate_id_type: str, status: str | None
     ) -> None:
