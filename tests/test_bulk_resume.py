@@ -67,7 +67,7 @@ def items() -> list[dict[str, Any]]:
             "alternate_id": email(n),
             "patch": [
                 {"op": "test", "path": "/CustomFields", "value": []},
-                {"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK}},
+                {"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK, "Value": "1"}},
             ],
         }
         for n in range(PROFILES)
@@ -104,7 +104,7 @@ def test_a_run_stopped_midway_resumes_without_applying_twice(profiles: Any) -> N
 def test_progress_state_stays_small_for_many_items() -> None:
     store = FakeStore()
     progress = BulkProgress(store, flush_interval=0)
-    ops = [{"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK}}]
+    ops = [{"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK, "Value": "1"}}]
     for block in range(0, 51_200, 64):  # finished out of order within a window, as the thread pool does
         for index in reversed(range(block, block + 64)):
             if index % 1000 == 0:
