@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from airflow_provider_prefs.sandbox import SandboxServer
+from airflow_provider_prefs.sandbox.connections import airflow_conn_env
+from e2e.deployment import Deployment
+from e2e.paths import BUILD, DAGS_EXAMPLES, E2E_DAGS
 
-from deployment import Deployment  # noqa: E402
-
-from airflow_provider_prefs.sandbox import SandboxServer  # noqa: E402
-from airflow_provider_prefs.sandbox.connections import airflow_conn_env  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build"
-DAGS_EXAMPLES = ROOT / "dags_examples"
-#: DAGs only the e2e suite runs (next to the examples in the deployment's DAGs folder).
-E2E_DAGS = Path(__file__).parent / "dags"
 #: Long enough that the sensor surely finds `Pending Update` and defers (a LocalExecutor task starts in ~3 s).
 PENDING_DELAY = 8.0
 #: Transport extras: quick retries, but timeouts generous enough for a loaded 2-core machine.

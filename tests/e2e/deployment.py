@@ -8,6 +8,7 @@ SQLite database (Airflow 3 accepts SQLite with the LocalExecutor; ``airflow stan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -149,9 +150,13 @@ class Deployment:
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """Call ``/api/v2/{path}`` with the bearer token; return the JSON answer (raises on HTTP errors)."""
+        return self.call(method, f"/api/v2/{path.lstrip('/')}", body)
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Call ``path`` (from the root, e.g. ``/ui/...``) with the bearer token; return the JSON answer."""
         self._check_alive()
         request = urllib.request.Request(
-            f"{self.url}/api/v2/{path.lstrip('/')}",
+            f"{self.url}{path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
@@ -178,10 +183,8 @@ class Deployment:
                 _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + 20
         for process in self.processes.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
             # Also the group: a component may have exited and left forked children (task runners) behind.
             _signal_group(process, signal.SIGKILL)
             process.wait()
@@ -190,7 +193,5 @@ class Deployment:
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass

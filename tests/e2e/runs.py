@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployment import Deployment
-
 from airflow_provider_prefs.operators.mypreferences import default_deferrable
+from e2e.deployment import Deployment
 
 #: The fixed logical date of the "with a logical date" runs (far from today's scheduled run).
 LOGICAL_DATE = "2026-11-03T00:00:00Z"

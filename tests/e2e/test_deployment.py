@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DAGS_EXAMPLES
-from deployment import Deployment
-from runs import LOGICAL_DATE, Run, trigger, trigger_log_files, watch, waits_in_triggerer
 
 from airflow_provider_prefs.sandbox import SandboxServer
 from airflow_provider_prefs.sandbox.connections import (
@@ -23,6 +20,9 @@ from airflow_provider_prefs.sandbox.connections import (
     MP_OAUTH_CLIENT_SECRET,
     MP_STATIC_TOKEN,
 )
+from e2e.deployment import Deployment
+from e2e.paths import DAGS_EXAMPLES
+from e2e.runs import LOGICAL_DATE, Run, trigger, trigger_log_files, waits_in_triggerer, watch
 
 #: All runs of all example DAGs must be done by then (they run in parallel, one run per DAG at a time).
 RUNS_TIMEOUT = 150.0
