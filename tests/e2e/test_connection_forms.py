@@ -131,6 +131,9 @@ def check_standard_fields(page: Any, conn_type: str) -> list[str]:
 
 def save(page: Any, deployment: Deployment, conn_id: str, screenshot: str) -> dict[str, Any]:
     """Click Save, wait until the connection exists, return it as the REST API reads it back."""
+    # The screenshot shows the extras (defaults included) as they are about to be saved.
+    page.get_by_role("button", name="Extra Fields", exact=True).click()
+    page.wait_for_timeout(600)  # the accordion's opening animation
     page.screenshot(path=str(SCREENSHOTS / screenshot), full_page=True)
     page.get_by_role("button", name="Save").click()
     deadline = time.monotonic() + 30
