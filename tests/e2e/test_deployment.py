@@ -100,3 +100,25 @@ def test_no_secret_in_any_log(example_runs: list[Run], deployment: Deployment, e
 
 def _is_log(path: Path) -> bool:
     return path.suffix == ".log" or os.sep + "logs" + os.sep in str(path)
+
+
+def test_deferrable_waits_are_found_by_class_and_arguments() -> None:
+    """The detection above also finds the operator's own wait (plain and mapped), and only deferrable ones."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_prefs.operators import ProfilePatchOperator
+    from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
+
+    common: dict[str, Any] = {"alternate_id_type": "Email", "patch": []}
+    with DAG("detect", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        ProfilePatchOperator(task_id="waits", alternate_id="a", wait_for_completion=True, deferrable=True, **common)
+        ProfilePatchOperator(task_id="polls", alternate_id="a", wait_for_completion=True, deferrable=False, **common)
+        ProfilePatchOperator(task_id="no_wait", alternate_id="a", deferrable=True, **common)
+        ProfilePatchOperator.partial(task_id="mapped", wait_for_completion=True, deferrable=True, **common).expand(
+            alternate_id=["a", "b"]
+        )
+        ProfileUpdateStatusSensor(task_id="sensor", alternate_id="a", alternate_id_type="Email", deferrable=True)
+        ProfileUpdateStatusSensor(task_id="poke", alternate_id="a", alternate_id_type="Email", deferrable=False)
+    assert waits_in_triggerer(dag) == {"waits", "mapped", "sensor"}
