@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
 export AIRFLOW_HOME ?= $(CURDIR)/build/airflow
 
-.PHONY: install test lint unit demo bench sandbox constraints clean docs dist dist-check
+.PHONY: install test lint unit e2e chromium demo bench sandbox constraints clean docs dist dist-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,17 @@ lint: install
 	$(BIN)/ruff check airflow_provider_prefs tests dags_examples benchmarks scripts
 	$(BIN)/mypy
 
-unit: install
+unit: install chromium
 	$(BIN)/python -m pytest
+
+# The browser check drives Debian's Chromium through Playwright (never `playwright install`).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# Only the end-to-end suite (a real Airflow deployment + the browser check), for quick iteration.
+e2e: install chromium
+	$(BIN)/python -m pytest tests/e2e
 
 # pytest exits 5 when it collected nothing; make treats that as a failure, so CI never passes empty.
 # The docs build and the package check are part of the suite: a broken page or sdist is a red run.

@@ -1,0 +1,93 @@
+"""Trigger DAG runs through the REST API and watch them, recording every task state seen on the way."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_prefs.operators.mypreferences import default_deferrable
+from e2e.deployment import Deployment
+
+#: The fixed logical date of the "with a logical date" runs (far from today's scheduled run).
+LOGICAL_DATE = "2026-11-03T00:00:00Z"
+FINISHED = {"success", "failed"}
+
+
+@dataclass
+class Run:
+    """One DAG run and what the test saw of it."""
+
+    dag_id: str
+    run_id: str
+    how: str  # "no logical date", "logical date", or "scheduled" (made by the scheduler itself)
+    state: str | None = None
+    #: (task_id, map_index) -> every state the task instance was seen in.
+    seen: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Readable name for reports."""
+        return f"{self.dag_id} ({self.how}) {self.run_id}: {self.state}"
+
+
+def trigger(deployment: Deployment, dag_id: str, logical_date: str | None) -> Run:
+    """POST a run; ``logical_date=None`` is what the UI's Trigger button does by default in Airflow 3."""
+    answer = deployment.api("POST", f"dags/{dag_id}/dagRuns", {"logical_date": logical_date})
+    return Run(dag_id, answer["dag_run_id"], "logical date" if logical_date else "no logical date")
+
+
+def watch(deployment: Deployment, runs: list[Run], timeout: float) -> list[Run]:
+    """Poll (two wildcard requests a round) until every run finished; also adopt scheduler-made runs.
+
+    Task states are sampled every half second, often enough to catch a wait in ``deferred``
+    (it lasts the sandbox's pending delay, several seconds).
+    """
+    by_key = {(run.dag_id, run.run_id): run for run in runs}
+    dag_ids = {run.dag_id for run in runs}
+    deadline = time.monotonic() + timeout
+    while True:
+        for item in deployment.api("GET", "dags/~/dagRuns?limit=1000")["dag_runs"]:
+            key = (item["dag_id"], item["dag_run_id"])
+            if key not in by_key and item["dag_id"] in dag_ids and item["run_type"] == "scheduled":
+                by_key[key] = Run(item["dag_id"], item["dag_run_id"], "scheduled")
+            if key in by_key:
+                by_key[key].state = item["state"]
+        for ti in deployment.api("GET", "dags/~/dagRuns/~/taskInstances?limit=1000")["task_instances"]:
+            run = by_key.get((ti["dag_id"], ti["dag_run_id"]))
+            if run is not None and ti["state"]:
+                run.seen.setdefault((ti["task_id"], ti["map_index"]), set()).add(ti["state"])
+        if all(run.state in FINISHED for run in by_key.values()):
+            return list(by_key.values())
+        if time.monotonic() > deadline:
+            return list(by_key.values())  # the tests report which runs did not finish
+        time.sleep(0.5)
+
+
+def waits_in_triggerer(dag: Any) -> set[str]:
+    """Task ids of ``dag`` that must hand their wait to the triggerer, found by class and arguments."""
+    from airflow_provider_prefs.operators import ProfilePatchOperator
+    from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
+
+    found = set()
+    for task in dag.tasks:
+        # A mapped task keeps its class and arguments apart from the (unexpanded) operator.
+        kwargs = getattr(task, "partial_kwargs", None)
+        cls = getattr(task, "operator_class", type(task)) if kwargs is not None else type(task)
+        args = kwargs if kwargs is not None else vars(task)
+        deferrable = args.get("deferrable")
+        deferrable = default_deferrable() if deferrable is None else deferrable
+        if not isinstance(cls, type) or not deferrable:
+            continue
+        if issubclass(cls, ProfileUpdateStatusSensor) or (
+            issubclass(cls, ProfilePatchOperator) and args.get("wait_for_completion")
+        ):
+            found.add(task.task_id)
+    return found
+
+
+def trigger_log_files(logs: Path, run: Run, task_id: str) -> list[Path]:
+    """The per-task-instance log files the triggerer wrote (``attempt=N.log.trigger.<job id>.log``)."""
+    folder = logs / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
+    return sorted(folder.glob(f"task_id={task_id}/**/*.log.trigger.*.log"))

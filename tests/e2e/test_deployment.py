@@ -1,0 +1,124 @@
+"""Every example DAG, triggered through the REST API of a real deployment, with and without a logical date.
+
+Unlike ``airflow dags test`` (triggers in-process, always a logical date), this is how a user runs
+them: the scheduler queues tasks on the LocalExecutor, deferred waits go to the triggerer process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_prefs.sandbox import SandboxServer
+from airflow_provider_prefs.sandbox.connections import (
+    ADOBE_CLIENT_SECRET,
+    MP_OAUTH_CLIENT_SECRET,
+    MP_STATIC_TOKEN,
+)
+from e2e.deployment import Deployment
+from e2e.paths import DAGS_EXAMPLES
+from e2e.runs import LOGICAL_DATE, Run, trigger, trigger_log_files, waits_in_triggerer, watch
+
+#: All runs of all example DAGs must be done by then (they run in parallel, one run per DAG at a time).
+RUNS_TIMEOUT = 150.0
+
+
+@pytest.fixture(scope="module")
+def example_dags() -> dict[str, Any]:
+    """The example DAGs as parsed here (to find their deferrable tasks by class)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(DAGS_EXAMPLES))
+    assert not bag.import_errors
+    assert bag.dags, "no example DAG found"
+    return dict(bag.dags)
+
+
+@pytest.fixture(scope="module")
+def example_runs(deployment: Deployment, example_dags: dict[str, Any]) -> list[Run]:
+    """Trigger each example twice (no logical date, then a fixed one) and watch all runs to the end."""
+    started = time.monotonic()
+    deployment.wait_for_dags(list(example_dags))
+    runs = [trigger(deployment, dag_id, date) for dag_id in example_dags for date in (None, LOGICAL_DATE)]
+    runs = watch(deployment, runs, RUNS_TIMEOUT)
+    print(f"\nexample runs done in {time.monotonic() - started:.1f} s:\n" + "\n".join(run.label for run in runs))
+    return runs
+
+
+def test_every_example_run_succeeds(example_runs: list[Run], example_dags: dict[str, Any]) -> None:
+    triggered = {(run.dag_id, run.how) for run in example_runs}
+    assert triggered >= {(d, how) for d in example_dags for how in ("no logical date", "logical date")}
+    failed = [f"{run.label}; task states seen {run.seen}" for run in example_runs if run.state != "success"]
+    assert failed == []
+
+
+def test_deferrable_waits_ran_in_the_triggerer(
+    example_runs: list[Run], example_dags: dict[str, Any], deployment: Deployment
+) -> None:
+    expected = {dag_id: waits_in_triggerer(dag) for dag_id, dag in example_dags.items()}
+    assert any(expected.values()), "no example DAG has a deferrable wait"
+    triggerer_jobs = deployment.api("GET", "jobs?job_type=TriggererJob")["jobs"]
+    assert [job["id"] for job in triggerer_jobs], "no triggerer job registered"
+    triggerer_ids = {str(job["id"]) for job in triggerer_jobs}
+    checked = 0
+    for run in example_runs:
+        for task_id in expected[run.dag_id]:
+            states = set().union(*(s for (t, _), s in run.seen.items() if t == task_id))
+            assert "deferred" in states, f"{run.label}: {task_id} never seen deferred (saw {states})"
+            files = trigger_log_files(deployment.home / "logs", run, task_id)
+            # The file name carries the id of the triggerer job that ran the trigger: not the worker.
+            assert files and {f.name.rsplit(".", 2)[-2] for f in files} <= triggerer_ids, (run.label, files)
+            events = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+            fired = [e for e in events if e.get("event") == "Trigger fired event"]
+            assert fired and "'status': 'success'" in fired[-1]["result"], (run.label, task_id, events[-3:])
+            checked += 1
+    assert checked >= 2  # at least the sensor of both triggered runs
+
+
+def test_no_secret_in_any_log(example_runs: list[Run], deployment: Deployment, e2e_sandbox: SandboxServer) -> None:
+    tokens = e2e_sandbox.state.issued_tokens()
+    assert tokens, "the sandbox issued no token: the Adobe runs did not authenticate?"
+    secrets = {
+        ADOBE_CLIENT_SECRET,
+        MP_OAUTH_CLIENT_SECRET,
+        MP_STATIC_TOKEN,
+        *tokens,
+        deployment.password,
+        deployment.env["AIRFLOW__API_AUTH__JWT_SECRET"],
+        deployment.env["AIRFLOW__CORE__FERNET_KEY"],
+    }
+    logs = [p for p in deployment.home.rglob("*") if p.is_file() and _is_log(p)]
+    assert any(".trigger." in p.name for p in logs) and any(p.parent == deployment.process_logs for p in logs)
+    leaks = [(str(p), s[:4] + "...") for p in logs for s in secrets if s.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def _is_log(path: Path) -> bool:
+    return path.suffix == ".log" or os.sep + "logs" + os.sep in str(path)
+
+
+def test_deferrable_waits_are_found_by_class_and_arguments() -> None:
+    """The detection above also finds the operator's own wait (plain and mapped), and only deferrable ones."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_prefs.operators import ProfilePatchOperator
+    from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
+
+    common: dict[str, Any] = {"alternate_id_type": "Email", "patch": []}
+    with DAG("detect", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        ProfilePatchOperator(task_id="waits", alternate_id="a", wait_for_completion=True, deferrable=True, **common)
+        ProfilePatchOperator(task_id="polls", alternate_id="a", wait_for_completion=True, deferrable=False, **common)
+        ProfilePatchOperator(task_id="no_wait", alternate_id="a", deferrable=True, **common)
+        ProfilePatchOperator.partial(task_id="mapped", wait_for_completion=True, deferrable=True, **common).expand(
+            alternate_id=["a", "b"]
+        )
+        ProfileUpdateStatusSensor(task_id="sensor", alternate_id="a", alternate_id_type="Email", deferrable=True)
+        ProfileUpdateStatusSensor(task_id="poke", alternate_id="a", alternate_id_type="Email", deferrable=False)
+    assert waits_in_triggerer(dag) == {"waits", "mapped", "sensor"}
