@@ -68,7 +68,9 @@ def test_example_dag_succeeds(dag_id: str, airflow_home: Path, sandbox: Any) -> 
     elif dag_id == "profile_preferences_sync":
         profile = sandbox.state.profile("DEMO", "Ada@Example.com", "Email")
         assert profile["DefaultLocale"] == "en-GB"  # from the upstream task's XCom
-        assert routes.count("profile.patch") == 1
+        assert profile["CustomerType"] == "Commercial"  # patched, then waited for in the (in-process) triggerer
+        assert profile["UpdateStatus"] == "Complete"
+        assert routes.count("profile.patch") == 2
     else:
         assert routes.count("profile.patch") == 3
 
