@@ -22,7 +22,9 @@ from airflow_provider_prefs.update_status import UpdateStatusTimeoutError
 
 AirflowFailException = fail_task_exception()
 ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
-APPEND = [{"op": "add", "path": "/CustomFields/-", "value": {"Name": "Campaign", "Value": "Spring"}}]
+APPEND: list[dict[str, Any]] = [
+    {"op": "add", "path": "/CustomFields/-", "value": {"Name": "Campaign", "Value": "Spring"}}
+]
 
 
 def profile_op(**kwargs: Any) -> ProfilePatchOperator:
