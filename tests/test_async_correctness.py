@@ -96,3 +96,13 @@ def test_an_answer_that_is_not_a_profile_ends_the_wait_with_a_reason(
     monkeypatch.setattr(MyPreferencesAsyncHook, "get_profile", not_a_profile)
     event = run_trigger(ProfileUpdateStatusTrigger(**ADA, deadline=time.time() + 5, poll_interval=0.1))
     assert event["status"] == "error" and "not a profile" in event["message"]
+
+
+def test_deferred_sensor_times_out_like_a_poking_one(connections: Any) -> None:
+    from helpers import airflow_exception
+
+    sensor = ProfileUpdateStatusSensor(task_id="w", **ADA)
+    with pytest.raises(airflow_exception("AirflowSensorTimeout"), match="not Complete by the deadline"):
+        sensor.execute_complete(
+            {}, {"status": "timeout", "message": "profile x: UpdateStatus not Complete by the deadline"}
+        )

@@ -27,6 +27,12 @@ APPEND: list[dict[str, Any]] = [
 ]
 
 
+def fake_store() -> FakeTaskStateStore:
+    """A task state store as Airflow 3.3+ provides it (the checkpoint writes with its retention constant)."""
+    pytest.importorskip("airflow.sdk.bases.resumablejobmixin", reason="the task state store needs Airflow 3.3+")
+    return FakeTaskStateStore()
+
+
 def profile_op(**kwargs: Any) -> ProfilePatchOperator:
     return ProfilePatchOperator(task_id="patch_profile", **ADA, **kwargs)
 
@@ -36,7 +42,7 @@ def custom_fields(sandbox: Any) -> list[dict[str, Any]]:
 
 
 def test_first_try_records_intent_then_outcome(connections: Any) -> None:
-    store = FakeTaskStateStore()
+    store = fake_store()
     result = profile_op(patch=APPEND).execute({"task_state_store": store})
     intent = store.values["patch.intent"]
     assert intent["target"] == result["target"] and intent["ops"] == journal(connections, "profile.patch")[0]["body"]
@@ -44,7 +50,7 @@ def test_first_try_records_intent_then_outcome(connections: Any) -> None:
 
 
 def test_retry_after_the_answer_returns_the_recorded_outcome_without_sending(connections: Any) -> None:
-    store = FakeTaskStateStore()
+    store = fake_store()
     first = profile_op(patch=APPEND).execute({"task_state_store": store})
     second = profile_op(patch=APPEND).execute({"task_state_store": store})
     assert second == first
@@ -54,7 +60,7 @@ def test_retry_after_the_answer_returns_the_recorded_outcome_without_sending(con
 
 def test_retry_after_a_lost_answer_judges_instead_of_appending_again(connections: Any) -> None:
     """The earlier try sent the append and died before the answer (intent recorded, no outcome)."""
-    store = FakeTaskStateStore()
+    store = fake_store()
     before = MyPreferencesHook().get_profile(**ADA)
     store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
     MyPreferencesHook().patch_profile(**ADA, patch=APPEND)  # the copy that landed
@@ -68,7 +74,7 @@ def test_retry_after_a_lost_answer_judges_instead_of_appending_again(connections
 
 
 def test_retry_after_a_request_that_never_landed_sends_the_recorded_ops_not_a_new_plan(connections: Any) -> None:
-    store = FakeTaskStateStore()
+    store = fake_store()
     recorded = [{"op": "replace", "path": "/DefaultLocale", "value": "pt-PT"}]
     store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": recorded})
     # The task's own arguments would now plan something else (say, a template rendered differently).
@@ -78,7 +84,7 @@ def test_retry_after_a_request_that_never_landed_sends_the_recorded_ops_not_a_ne
 
 
 def test_a_record_for_another_target_is_ignored(connections: Any) -> None:
-    store = FakeTaskStateStore()
+    store = fake_store()
     store.set("patch.intent", {"target": "profile Email:'someone@else.com'", "ops": APPEND})
     profile_op(patch=[{"op": "replace", "path": "/DefaultLocale", "value": "nl-NL"}]).execute(
         {"task_state_store": store}
@@ -88,7 +94,7 @@ def test_a_record_for_another_target_is_ignored(connections: Any) -> None:
 
 def test_undecidable_resume_fails_without_sending(connections: Any) -> None:
     """Someone else changed the array since: neither 'applied' nor 'not applied' can be proven."""
-    store = FakeTaskStateStore()
+    store = fake_store()
     before = MyPreferencesHook().get_profile(**ADA)
     store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
     MyPreferencesHook().patch_profile(**ADA, patch=[{"op": "remove", "path": "/CustomFields/0"}])
@@ -99,7 +105,7 @@ def test_undecidable_resume_fails_without_sending(connections: Any) -> None:
 
 
 def test_offer_retry_after_a_lost_answer(connections: Any) -> None:
-    store = FakeTaskStateStore()
+    store = fake_store()
     op = [{"op": "add", "path": "/labels/-", "value": "spring"}]
     task = FallbackOfferPatchOperator(task_id="o", offer_id="fallbackOffer1234", patch=op)
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_after", "count": 1}])
@@ -114,7 +120,7 @@ def test_offer_retry_after_a_lost_answer(connections: Any) -> None:
 
 
 def test_dry_run_records_nothing(connections: Any) -> None:
-    store = FakeTaskStateStore()
+    store = fake_store()
     profile_op(patch=APPEND, dry_run=True).execute({"task_state_store": store})
     assert store.values == {}
 
@@ -141,10 +147,10 @@ def test_worker_and_triggerer_waits_time_out_alike(connections: Any) -> None:
     connections.state.set_config(pending_delay=60)
 
     with pytest.raises(UpdateStatusTimeoutError) as on_worker:
-        wait_op(deferrable=False).execute({"task_state_store": FakeTaskStateStore()})
+        wait_op(deferrable=False).execute({"task_state_store": fake_store()})
 
     task = wait_op(deferrable=True)
-    store = FakeTaskStateStore()
+    store = fake_store()
     with pytest.raises(TaskDeferred) as deferred:
         task.execute({"task_state_store": store})
     event = run_trigger(deferred.value.trigger)
@@ -159,7 +165,7 @@ def test_worker_and_triggerer_waits_time_out_alike(connections: Any) -> None:
 def test_retry_after_a_wait_timeout_waits_again_without_patching(connections: Any, deferrable: bool) -> None:
     TaskDeferred = airflow_exception("TaskDeferred")
     connections.state.set_config(pending_delay=1.0)
-    store = FakeTaskStateStore()
+    store = fake_store()
     context = {"task_state_store": store}
     task = wait_op(deferrable=deferrable)
 
@@ -184,7 +190,7 @@ def test_execute_complete_needs_only_the_event(connections: Any) -> None:
     TaskDeferred = airflow_exception("TaskDeferred")
     connections.state.set_config(pending_delay=0.2)
     task = wait_op(deferrable=True)
-    store = FakeTaskStateStore()
+    store = fake_store()
     with pytest.raises(TaskDeferred) as deferred:
         task.execute({"task_state_store": store})
     deferred.value.trigger.deadline = time.time() + 10
