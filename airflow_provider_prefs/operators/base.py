@@ -28,6 +28,13 @@ class PatchOperatorBase(BaseOperator):
         nothing is sent when it already matches.
     :param dry_run: log the patch and a diff of the resulting document; send no change.
     :param transport: overrides of the connection's transport extras (``timeout``, ``max_attempts``...).
+
+    On Airflow 3.3+ each task instance patches at most once, across retries and killed workers: the
+    operations are recorded in the task state store before sending and the summary after (see
+    :meth:`execute`). Airflow's ``ResumableJobMixin`` is not used: it stores the job id only *after*
+    submitting (the window it documents as a known limitation is exactly "sent, answer lost"), it
+    resubmits fresh after a failed job (a patch must be re-judged, never re-planned), and it covers
+    only the worker path, not the deferrable one.
     """
 
     template_fields: Sequence[str] = ("patch", "desired", "conn_id")
