@@ -197,3 +197,19 @@ def test_execute_complete_needs_only_the_event(connections: Any) -> None:
     result = task.execute_complete({"task_state_store": store}, event=run_trigger(deferred.value.trigger))
     assert result["status"] == "applied" and result["operations"] == 1
     assert result["profile"]["UpdateStatus"] == "Complete"
+
+
+def test_a_refused_patch_is_forgotten_so_a_fixed_task_plans_anew(connections: Any) -> None:
+    """A 4xx proves nothing landed: after the DAG is fixed, clearing the task must not resend the refused ops."""
+    store = fake_store()
+    wrong_guard = [
+        {"op": "test", "path": "/DefaultLocale", "value": "xx-XX"},
+        {"op": "replace", "path": "/DefaultLocale", "value": "sv-SE"},
+    ]
+    with pytest.raises(AirflowFailException, match="does not match the patch's test"):
+        profile_op(patch=wrong_guard).execute({"task_state_store": store})
+    assert "patch.intent" not in store.values
+
+    fixed = [{"op": "replace", "path": "/DefaultLocale", "value": "sv-SE"}]
+    assert profile_op(patch=fixed).execute({"task_state_store": store})["status"] == "applied"
+    assert [e["body"] for e in journal(connections, "profile.patch")] == [wrong_guard, fixed]

@@ -110,14 +110,39 @@ class PatchOperatorBase(BaseOperator):
 
     def _patch_once(self, checkpoint: TaskCheckpoint) -> PatchOutcome:
         from airflow_provider_prefs.changes import plan_change, send_change
+        from airflow_provider_prefs.errors import PrefsError
         from airflow_provider_prefs.resume import intent_record, planned_from_intent, resume_change, with_base
 
         resource = self.resource()
         planned = planned_from_intent(checkpoint.get(INTENT_KEY), resource, self.log)
-        if planned is not None:
-            return resume_change(resource, planned, log=self.log)
-        planned = plan_change(resource, patch=self.patch, desired=self.desired)
-        if not planned.unchanged and not self.is_dry_run and checkpoint.available:
-            planned = with_base(resource, planned)
-            checkpoint.set(INTENT_KEY, intent_record(resource, planned))
-        return send_change(resource, planned, dry_run=self.is_dry_run, log=self.log)
+        try:
+            if planned is not None:
+                return resume_change(resource, planned, log=self.log)
+            planned = plan_change(resource, patch=self.patch, desired=self.desired)
+            if not planned.unchanged and not self.is_dry_run and checkpoint.available:
+                planned = with_base(resource, planned)
+                checkpoint.set(INTENT_KEY, intent_record(resource, planned))
+            return send_change(resource, planned, dry_run=self.is_dry_run, log=self.log)
+        except PrefsError as exc:
+            if surely_not_applied(exc):
+                # The service refused it (or it never left): forget it, so that once the DAG or the
+                # connection is fixed, clearing the task plans the change anew instead of resending this one.
+                checkpoint.delete(INTENT_KEY)
+            raise
+
+
+def surely_not_applied(exc: Exception) -> bool:
+    """True when ``exc`` proves the change was not applied: refused with a 4xx, or never sent."""
+    from airflow_provider_prefs.errors import (
+        ApiError,
+        ConcurrentModificationError,
+        ConfigurationError,
+        InvalidInputError,
+        UntrustedCertificateError,
+    )
+
+    if isinstance(exc, ApiError):
+        return 400 <= exc.status < 500 and exc.status != 429
+    return isinstance(
+        exc, ConcurrentModificationError | ConfigurationError | InvalidInputError | UntrustedCertificateError
+    )
