@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
 export AIRFLOW_HOME ?= $(CURDIR)/build/airflow
 
-.PHONY: install test lint unit demo bench sandbox constraints compat constraints-airflow2 clean
+.PHONY: install test lint unit demo bench sandbox constraints clean docs dist dist-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[test]"
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[openlineage]" --group test --group release --group docs
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -24,7 +24,24 @@ unit: install
 	$(BIN)/python -m pytest
 
 # pytest exits 5 when it collected nothing; make treats that as a failure, so CI never passes empty.
-test: lint unit
+# The docs build and the package check are part of the suite: a broken page or sdist is a red run.
+test: lint unit docs dist
+
+# Sphinx, warnings as errors, as the official providers build theirs.
+docs: install
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs build/docs
+
+# sdist + wheel with uv, checked by twine as PyPI would.
+dist: install
+	rm -rf build/dist
+	$(BIN)/uv build -q --out-dir build/dist
+	$(BIN)/twine check --strict build/dist/*
+
+# The unpacked sdist's own tests, against the installed package of that sdist.
+dist-check: dist
+	rm -rf build/sdist-check && mkdir -p build/sdist-check
+	tar -xzf build/dist/*.tar.gz -C build/sdist-check
+	cd build/sdist-check/airflow_provider_prefs-* && $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e
 
 demo: install
 	$(BIN)/python scripts/demo.py
@@ -39,21 +56,5 @@ constraints: install
 	@{ echo "# Pinned versions for 'make' (Airflow 3.3.2, Python 3.11). Regenerate with 'make constraints'."; \
 	  $(BIN)/uv pip freeze --python $(BIN)/python | grep -v -E "^(-e |airflow-provider-prefs|pip==|setuptools==)"; } > constraints.txt
 
-# The same suite on Airflow 2.10 (its own venv and Airflow home); not part of `make test`.
-VENV2  := .venv-airflow2
-STAMP2 := $(VENV2)/.installed-stamp
-
-$(STAMP2): pyproject.toml constraints-airflow2.txt | install
-	@test -x $(VENV2)/bin/python || $(BIN)/uv venv -q --python $(PYTHON) $(VENV2)
-	$(BIN)/uv pip install -q --python $(VENV2)/bin/python -c constraints-airflow2.txt "apache-airflow==2.10.5" -e ".[test]"
-	@touch $(STAMP2)
-
-compat: $(STAMP2)
-	PREFS_TEST_AIRFLOW_HOME=$(CURDIR)/build/airflow2-test $(VENV2)/bin/python -m pytest -rs
-
-constraints-airflow2: $(STAMP2)
-	@{ echo "# Pinned versions for 'make compat' (Airflow 2.10.5, Python 3.11). Regenerate with 'make constraints-airflow2'."; \
-	  $(BIN)/uv pip freeze --python $(VENV2)/bin/python | grep -v -E "^(-e |airflow-provider-prefs|pip==|setuptools==)"; } > constraints-airflow2.txt
-
 clean:
-	rm -rf $(VENV) $(VENV2) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -6,15 +6,22 @@ date", dry runs and exactly-once sends behave the same everywhere.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefs.exactly_once import PatchResult
+from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES, encode_json, parse_json_text
 from airflow_provider_prefs.models import PatchOutcome
-from airflow_provider_prefs.patching import Patch, PatchRules, plan_patch, render_preview, validate_patch
+from airflow_provider_prefs.patching import (
+    Patch,
+    PatchRules,
+    plan_patch,
+    render_preview,
+    validate_desired,
+    validate_patch,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -28,6 +35,9 @@ class Resource:
     read: Callable[[], dict[str, Any]]
     patch: Callable[[Patch, dict[str, Any] | None], PatchResult]
     summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
+    #: The connection's ``max_request_bytes``: a change whose body would be larger is refused
+    #: before the resource is even read.
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
 
 @dataclass(frozen=True)
@@ -54,23 +64,35 @@ def as_json(value: Any, name: str) -> Any:
     if isinstance(value, str | bytes):
         from airflow_provider_prefs.errors import PatchValidationError
 
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise PatchValidationError(f"{name} is not valid JSON: {exc}") from exc
+        return parse_json_text(value, name, PatchValidationError)
     return value
 
 
-def plan_change(resource: Resource, *, patch: Any = None, desired: Any = None) -> PlannedChange:
-    """Validate an explicit patch, or plan the minimal guarded patch from a desired state."""
+def plan_change(
+    resource: Resource, *, patch: Any = None, desired: Any = None, allow_type_changes: bool = False
+) -> PlannedChange:
+    """Validate an explicit patch, or plan the minimal guarded patch from a desired state.
+
+    Everything that can be judged without the resource (JSON values, read-only fields, the
+    vendor's field types, body size) is checked before it is read, so bad input costs no request.
+    """
     from airflow_provider_prefs.errors import InvalidInputError
 
     if (patch is None) == (desired is None):
         raise InvalidInputError(f"{resource.target}: give exactly one of patch or desired")
+    limit = resource.max_request_bytes
     if desired is not None:
+        desired = validate_desired(desired, resource.rules)
+        # The planned patch carries every desired value, so a desired state over the limit cannot fit.
+        encode_json(desired, limit=limit, what=f"{resource.target}: desired state")
         current = resource.read()
-        return PlannedChange(ops=plan_patch(current, as_json(desired, "desired"), resource.rules), base=current)
-    return PlannedChange(ops=validate_patch(as_json(patch, "patch"), resource.rules))
+        ops = plan_patch(current, desired, resource.rules, allow_type_changes=allow_type_changes)
+    else:
+        ops = validate_patch(as_json(patch, "patch"), resource.rules)
+        current = None
+    if ops:
+        encode_json(ops, limit=limit, what=resource.target)
+    return PlannedChange(ops=ops, base=current)
 
 
 def send_change(
@@ -107,7 +129,9 @@ def apply_change(
     patch: Any = None,
     desired: Any = None,
     dry_run: bool = False,
+    allow_type_changes: bool = False,
     log: logging.Logger | Any = _log,
 ) -> PatchOutcome:
     """Plan, then preview (dry run) or send exactly once: :func:`plan_change` + :func:`send_change`."""
-    return send_change(resource, plan_change(resource, patch=patch, desired=desired), dry_run=dry_run, log=log)
+    planned = plan_change(resource, patch=patch, desired=desired, allow_type_changes=allow_type_changes)
+    return send_change(resource, planned, dry_run=dry_run, log=log)

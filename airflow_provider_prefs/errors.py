@@ -12,6 +12,26 @@ from urllib.parse import urlsplit, urlunsplit
 
 #: How much of an unparseable answer body is quoted in an error message.
 BODY_EXCERPT_CHARS = 300
+#: How much of a user-given id, path or value is quoted in an error message (a 100 KB id must not
+#: make a 200 KB message: logs, XCom and the UI all carry it).
+QUOTED_CHARS = 80
+
+
+def shorten(text: str, limit: int = QUOTED_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was when cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text):,} chars)"
+
+
+def quoted(value: object, limit: int = QUOTED_CHARS) -> str:
+    """``repr(value)`` for a message, bounded: how every id, path or value is quoted in an error."""
+    if isinstance(value, str):
+        # Cut before repr: a 100 KB id is never copied whole into a message.
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}...({len(value):,} chars)"
+    if isinstance(value, int | float | bool) or value is None:
+        return shorten(repr(value), limit)
+    return f"<{type(value).__name__}>"
 
 
 class PrefsError(Exception):
@@ -27,6 +47,14 @@ class ConfigurationError(PrefsError):
 
 class InvalidInputError(PrefsError):
     """An argument (id, patch, desired state) is unusable; nothing was sent."""
+
+
+class InvalidArgumentError(ConfigurationError, ValueError):
+    """An operator or sensor argument is invalid; raised when the task is created, before it runs."""
+
+
+class RequestTooLargeError(InvalidInputError):
+    """A request body is larger than the connection's ``max_request_bytes``; nothing was sent."""
 
 
 class PatchValidationError(InvalidInputError):
@@ -83,9 +111,10 @@ class ApiError(PrefsError):
     ) -> None:
         self.status = status
         self.method = method
-        self.url = redact_url(url)
-        self.vendor_message = vendor_message
-        self.action = action or f"{method} {self.url}"
+        # Ids travel in the URL (path or query): bounded, so the message stays readable.
+        self.url = shorten(redact_url(url), 2 * QUOTED_CHARS)
+        self.vendor_message = shorten(vendor_message, BODY_EXCERPT_CHARS)
+        self.action = shorten(action or f"{method} {self.url}", 2 * QUOTED_CHARS)
         self.retry_after = retry_after
         hint = STATUS_HINTS.get(status, "")
         super().__init__(

@@ -34,6 +34,7 @@ from airflow_provider_prefs.errors import (
     redact_url,
     vendor_message,
 )
+from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES, encode_json
 from airflow_provider_prefs.retry import BackoffGate, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
@@ -242,7 +243,18 @@ class ClientSettings:
     read_timeout: float = 60.0
     verify: bool | str = True
     max_response_bytes: int = 10 * 1024 * 1024
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pool_size: int = 16
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def encode_body(request: ApiRequest, settings: ClientSettings) -> bytes | None:
+    """The JSON body, encoded once per request and checked against ``max_request_bytes`` before sending."""
+    if request.json_body is None:
+        return None
+    return encode_json(request.json_body, limit=settings.max_request_bytes, what=request.action)
 
 
 class ApiClient:
@@ -281,13 +293,14 @@ class ApiClient:
 
     def send(self, request: ApiRequest) -> Any:
         """Send with retries; return the parsed JSON answer or raise a :class:`PrefsError`."""
+        body = encode_body(request, self.settings)
         loop = RetryLoop(request, self.settings.policy, self.auth)
         while True:
             self.gate.wait()
-            headers = {}
+            headers = dict(JSON_HEADERS) if body is not None else {}
             if loop.auth is not None:
                 headers["Authorization"] = loop.auth.authorization(self.fetch_token)
-            outcome = self._attempt(request, headers)
+            outcome = self._attempt(request, headers, body)
             decision = loop.next(outcome)
             if decision.kind == "return":
                 return parse_body(request, outcome)
@@ -296,7 +309,7 @@ class ApiClient:
             elif decision.delay:
                 time.sleep(decision.delay)
 
-    def _attempt(self, request: ApiRequest, headers: dict[str, str]) -> Outcome:
+    def _attempt(self, request: ApiRequest, headers: dict[str, str], body: bytes | None) -> Outcome:
         import requests
 
         settings = self.settings
@@ -306,8 +319,7 @@ class ApiClient:
                 request.method,
                 request.url,
                 params=request.params,
-                json=request.json_body,
-                data=request.form,
+                data=body if body is not None else request.form,
                 headers=headers,
                 timeout=(settings.connect_timeout, settings.read_timeout),
                 # Per request: requests lets REQUESTS_CA_BUNDLE override session.verify otherwise.
@@ -448,19 +460,20 @@ class AsyncApiClient:
         """Send with the same retry rules as the sync client."""
         import asyncio
 
+        body = encode_body(request, self.settings)
         loop = RetryLoop(request, self.settings.policy, self.auth)
         while True:
-            headers = {}
+            headers = dict(JSON_HEADERS) if body is not None else {}
             if loop.auth is not None:
                 headers["Authorization"] = await loop.auth.aauthorization(self.fetch_token)
-            outcome = await self._attempt(request, headers)
+            outcome = await self._attempt(request, headers, body)
             decision = loop.next(outcome)
             if decision.kind == "return":
                 return parse_body(request, outcome)
             if decision.delay:
                 await asyncio.sleep(decision.delay)
 
-    async def _attempt(self, request: ApiRequest, headers: dict[str, str]) -> Outcome:
+    async def _attempt(self, request: ApiRequest, headers: dict[str, str], body: bytes | None) -> Outcome:
         import httpx
 
         limit = self.settings.max_response_bytes
@@ -469,7 +482,7 @@ class AsyncApiClient:
                 request.method,
                 request.url,
                 params=dict(request.params) if request.params else None,
-                json=request.json_body,
+                content=body,
                 data=dict(request.form) if request.form else None,
                 headers=headers,
             ) as response:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
 import jsonpointer
 
-from airflow_provider_prefs.errors import PatchValidationError
+from airflow_provider_prefs.errors import InvalidInputError, PatchValidationError, quoted, shorten
+from airflow_provider_prefs.jsonvalue import check_json_value, parse_json_text
 
 Patch = list[dict[str, Any]]
 
@@ -32,6 +33,10 @@ class PatchRules:
     allowed_ops: frozenset[str]
     read_only: frozenset[str]
     descending_removes: bool = False
+    #: JSON type of top-level fields the vendor documents (``boolean``, ``string``, ``object``...).
+    field_types: Mapping[str, str] = field(default_factory=dict)
+    #: Arrays whose elements must be objects with these members (``CustomFields``: Name, Value).
+    item_members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def is_read_only(self, pointer: str) -> bool:
         """True when ``pointer`` is a read-only top-level field or lies below one."""
@@ -67,7 +72,69 @@ PROFILE_RULES = PatchRules(
     allowed_ops=frozenset({"add", "replace", "remove", "test"}),
     read_only=frozenset({"ProfileId", "Edited", "UpdateStatus"}),
     descending_removes=True,
+    # The vendor's profile schema (api-notes.md); ProfileId is read-only, so never patched.
+    field_types={
+        "IsActive": "boolean",
+        "RegistrationConfirmed": "boolean",
+        "CustomerType": "string",
+        "PreserveConsents": "boolean",
+        "PreservePreferences": "boolean",
+        "CustomerName": "object",
+        "DefaultLocale": "string",
+        "CustomFields": "array",
+    },
+    item_members={"CustomFields": ("Name", "Value")},
 )
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a Python value (``integer`` and ``number`` kept apart, bool is not a number)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _same_kind(expected: str, actual: str) -> bool:
+    return expected == actual or {expected, actual} == {"number", "integer"}
+
+
+def schema_problem(tokens: list[str], value: Any, rules: PatchRules) -> str | None:
+    """Why ``value`` cannot be stored at ``tokens`` under the vendor's schema, or None."""
+    if not tokens:
+        return None
+    name = tokens[0]
+    members = rules.item_members.get(name)
+    if len(tokens) == 1:
+        expected = rules.field_types.get(name)
+        if expected and not _same_kind(expected, json_type(value)):
+            return f"/{name} must be {_a(expected)} in a {rules.resource}, got {_a(json_type(value))}"
+        if members and isinstance(value, list):
+            for index, item in enumerate(value):
+                if (problem := _item_problem(name, index, item, members)) is not None:
+                    return problem
+        return None
+    if members and len(tokens) == 2:
+        return _item_problem(name, tokens[1], value, members)
+    return None
+
+
+def _item_problem(array: str, index: Any, item: Any, members: tuple[str, ...]) -> str | None:
+    if isinstance(item, dict) and all(member in item for member in members):
+        return None
+    shape = "{" + ", ".join(f'"{m}": ...' for m in members) + "}"
+    return f"elements of /{array} must be objects like {shape}; /{array}/{index} is {_a(json_type(item))}"
+
+
+def _a(type_name: str) -> str:
+    return f"an {type_name}" if type_name[0] in "aeiou" else f"a {type_name}"
 
 
 def _tokens(pointer: str) -> list[str]:
@@ -81,35 +148,72 @@ def _pointer(tokens: Iterable[str]) -> str:
 def describe_op(index: int, op: Any) -> str:
     """``operation [2] (move /b)``: how errors name an operation."""
     if isinstance(op, dict):
-        return f"operation [{index}] ({op.get('op')} {op.get('path')})"
+        return f"operation [{index}] ({shorten(str(op.get('op')), 20)} {shorten(str(op.get('path')))})"
     return f"operation [{index}]"
 
 
 def parse_patch(patch: Any) -> Patch:
-    """Accept a list of operations or its JSON text; check RFC 6902 structure with ``jsonpatch``."""
+    """Accept a list of operations or its JSON text; check RFC 6902 structure and JSON values.
+
+    The one check of patch content both explicit patches and planned ones go through.
+    """
     if isinstance(patch, str | bytes):
-        try:
-            patch = json.loads(patch)
-        except ValueError as exc:
-            raise PatchValidationError(f"patch is not valid JSON: {exc}") from exc
+        patch = parse_json_text(patch, "patch", PatchValidationError)
     if not isinstance(patch, list):
-        raise PatchValidationError(f"a JSON Patch must be a list of operations, got {type(patch).__name__}")
+        raise PatchValidationError(
+            f'a JSON Patch must be a list of operations like [{{"op": "replace", "path": "/x", '
+            f'"value": 1}}], got {_a(json_type(patch)) if _is_json_kind(patch) else type(patch).__name__}'
+        )
     if not patch:
-        raise PatchValidationError("patch is empty: there is nothing to send")
+        raise PatchValidationError("patch is empty: there is nothing to send; give at least one operation")
     for index, op in enumerate(patch):
         if not isinstance(op, dict):
-            raise PatchValidationError(f"{describe_op(index, op)} is not an object", op_index=index)
+            raise PatchValidationError(
+                f'{describe_op(index, op)} is not an object: each operation is {{"op", "path", ...}}',
+                op_index=index,
+            )
+        try:
+            check_json_value(op.get("value"), str(op.get("path", "")))
+            check_json_value({k: v for k, v in op.items() if k != "value"}, "", what="member")
+        except InvalidInputError as exc:
+            raise PatchValidationError(f"{describe_op(index, op)}: {exc}", op_index=index) from None
         try:
             jsonpatch.JsonPatch([op])
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-            raise PatchValidationError(f"{describe_op(index, op)} is invalid: {exc}", op_index=index) from exc
+            raise PatchValidationError(
+                f"{describe_op(index, op)} is invalid: {shorten(str(exc), 200)}", op_index=index
+            ) from exc
         for member in _MEMBERS_REQUIRED.get(op["op"], ()):
             if member not in op:
                 raise PatchValidationError(
                     f"{describe_op(index, op)} is invalid: '{op['op']}' needs a '{member}' member",
                     op_index=index,
                 )
+        _check_end_of_array_tokens(index, op)
     return [dict(op) for op in patch]
+
+
+def _is_json_kind(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def _check_end_of_array_tokens(index: int, op: dict[str, Any]) -> None:
+    """RFC 6901/6902: ``-`` (past the end of an array) is only a target, the last token of an add's path.
+
+    ``remove /CustomFields/-`` or ``from: /labels/-`` point at nothing; the services answer 400.
+    """
+    pointers = [("path", op["path"])] + ([("from", op["from"])] if "from" in op else [])
+    for member, pointer in pointers:
+        tokens = _tokens(pointer)
+        for position, token in enumerate(tokens):
+            is_target = member == "path" and op["op"] in ("add", "copy", "move") and position == len(tokens) - 1
+            if token == "-" and not is_target:
+                raise PatchValidationError(
+                    f"{describe_op(index, op)}: '-' in {member} {shorten(pointer)} means 'past the end of the "
+                    f"array', which only an add (or copy/move target) can use; to {op['op']} the last element, "
+                    "give its index (e.g. /CustomFields/3)",
+                    op_index=index,
+                )
 
 
 def validate_patch(patch: Any, rules: PatchRules) -> Patch:
@@ -133,8 +237,12 @@ def validate_patch(patch: Any, rules: PatchRules) -> Patch:
             )
         if rules.is_read_only(op["path"]):
             raise PatchValidationError(
-                f"{describe_op(index, op)}: {op['path']} is read-only in a {rules.resource}", op_index=index
+                f"{describe_op(index, op)}: {shorten(op['path'])} is read-only in a {rules.resource}; "
+                "remove this operation",
+                op_index=index,
             )
+        if name in ("add", "replace") and (wrong := schema_problem(_tokens(op["path"]), op["value"], rules)):
+            raise PatchValidationError(f"{describe_op(index, op)}: {wrong}", op_index=index)
     if rules.descending_removes:
         problem = first_misordered_remove(ops)
         if problem is not None:
@@ -202,7 +310,7 @@ def apply_patch(document: dict[str, Any], ops: Patch) -> dict[str, Any]:
     try:
         result: dict[str, Any] = jsonpatch.apply_patch(document, ops, in_place=False)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-        raise PatchValidationError(f"patch does not apply to the current document: {exc}") from exc
+        raise PatchValidationError(f"patch does not apply to the current document: {shorten(str(exc), 200)}") from exc
     return result
 
 
@@ -222,28 +330,67 @@ def merge_desired(current: dict[str, Any], desired: dict[str, Any]) -> dict[str,
     return result
 
 
-def plan_patch(current: dict[str, Any], desired: dict[str, Any], rules: PatchRules) -> Patch:
+def validate_desired(desired: Any, rules: PatchRules) -> dict[str, Any]:
+    """Check a desired state before anything is read: an object of JSON values, no read-only field,
+    top-level types as the vendor's schema says. Returns it parsed (it may arrive as JSON text)."""
+    if isinstance(desired, str | bytes):
+        desired = parse_json_text(desired, "desired", PatchValidationError)
+    if not isinstance(desired, dict):
+        shown = _a(json_type(desired)) if _is_json_kind(desired) else f"a Python {type(desired).__name__}"
+        raise PatchValidationError(
+            f'desired state must be an object of the fields you want (e.g. {{"name": "x"}}), got {shown}'
+        )
+    try:
+        check_json_value(desired, "", what="desired state: value")
+    except InvalidInputError as exc:
+        raise PatchValidationError(str(exc)) from None
+    read_only = sorted(key for key in desired if key in rules.read_only)
+    if read_only:
+        raise PatchValidationError(
+            f"desired state sets {', '.join('/' + shorten(k) for k in read_only)}, read-only in a {rules.resource} "
+            f"(the service sets it); leave it out of desired. Read-only: {', '.join(sorted(rules.read_only))}"
+        )
+    for key, value in desired.items():
+        if value is not None and (problem := schema_problem([key], value, rules)):
+            raise PatchValidationError(f"desired state: {problem}")
+    return desired
+
+
+def plan_patch(current: dict[str, Any], desired: Any, rules: PatchRules, *, allow_type_changes: bool = False) -> Patch:
     """The minimal, guarded patch that turns ``current`` into ``desired`` (empty when equal).
 
     ``jsonpatch`` computes the difference; it is then rewritten into what the API accepts (no
     move/copy where forbidden, removes in descending order) and prefixed with ``test`` ops on the
     values it was computed from, so a concurrent change fails the patch instead of being overwritten.
+    A value whose JSON type differs from the current one (a list becoming a string) is refused
+    unless ``allow_type_changes``: it is far more often a mistake than an intent.
     """
-    if not isinstance(desired, dict):
-        raise PatchValidationError(f"desired state must be an object, got {type(desired).__name__}")
-    for key in desired:
-        if key in rules.read_only:
-            raise PatchValidationError(f"desired state sets /{key}, which is read-only in a {rules.resource}")
+    desired = validate_desired(desired, rules)
     base = rules.strip_read_only(current)
     target = merge_desired(base, desired)
     ops: Patch = list(jsonpatch.make_patch(base, target).patch)
     if not ops:
         return []
+    if not allow_type_changes:
+        _refuse_type_changes(base, ops, rules)
     ops = _without_forbidden_moves(base, ops, rules)
     if rules.descending_removes:
         ops = _with_ordered_removes(ops, target)
     guarded = _guard(base, ops) + ops
     return validate_patch(guarded, rules)
+
+
+def _refuse_type_changes(base: dict[str, Any], ops: Patch, rules: PatchRules) -> None:
+    for op in ops:
+        if op["op"] != "replace":
+            continue
+        old = jsonpointer.resolve_pointer(base, op["path"], default=None)
+        old_type, new_type = json_type(old), json_type(op["value"])
+        if old is not None and not _same_kind(old_type, new_type):
+            raise PatchValidationError(
+                f"desired state changes {shorten(op['path'])} of the {rules.resource} from {_a(old_type)} "
+                f"to {_a(new_type)} ({quoted(op['value'])}); if that is intended, pass allow_type_changes=True"
+            )
 
 
 def _without_forbidden_moves(base: dict[str, Any], ops: Patch, rules: PatchRules) -> Patch:

@@ -40,6 +40,11 @@ TRANSPORT_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Max total retry wait (s)",
         "schema": {"type": ["number", "null"], "default": 120},
     },
+    "max_request_bytes": {
+        "label": "Max request body (bytes)",
+        "description": "Larger patches are refused before sending (nothing is applied).",
+        "schema": {"type": ["integer", "null"], "default": 1048576, "minimum": 1},
+    },
     "ca_bundle": {
         "label": "CA bundle path",
         "description": "PEM bundle for a private CA. Certificates are always verified unless verify_tls is false.",
@@ -183,11 +188,17 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Adobe Journey Optimizer Offer Library",
-                "python-modules": ["airflow_provider_prefs.operators.offer_library"],
+                "python-modules": [
+                    "airflow_provider_prefs.operators.offer_library",
+                    "airflow_provider_prefs.operators.bulk",
+                ],
             },
             {
                 "integration-name": "PossibleNOW MyPreferences",
-                "python-modules": ["airflow_provider_prefs.operators.mypreferences"],
+                "python-modules": [
+                    "airflow_provider_prefs.operators.mypreferences",
+                    "airflow_provider_prefs.operators.bulk",
+                ],
             },
         ],
         "sensors": [
@@ -201,6 +212,20 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "PossibleNOW MyPreferences",
                 "python-modules": ["airflow_provider_prefs.triggers.profile_status"],
             }
+        ],
+        "asset-uris": [
+            {
+                "schemes": ["adobe-offer"],
+                "handler": "airflow_provider_prefs.assets.sanitize_offer_uri",
+                "factory": "airflow_provider_prefs.assets.create_offer_asset",
+                "to_openlineage_converter": "airflow_provider_prefs.assets.convert_asset_to_openlineage",
+            },
+            {
+                "schemes": ["mypreferences"],
+                "handler": "airflow_provider_prefs.assets.sanitize_profiles_uri",
+                "factory": "airflow_provider_prefs.assets.create_profiles_asset",
+                "to_openlineage_converter": "airflow_provider_prefs.assets.convert_asset_to_openlineage",
+            },
         ],
         "connection-types": [
             {

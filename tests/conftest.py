@@ -11,7 +11,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Before anything imports airflow: a private AIRFLOW_HOME and the example DAGs folder.
-# (`make compat` gives Airflow 2 a home of its own: the two cannot share a metadata database.)
 os.environ["AIRFLOW_HOME"] = os.environ.get("PREFS_TEST_AIRFLOW_HOME", str(ROOT / "build" / "airflow-test"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags_examples")

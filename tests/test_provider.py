@@ -82,3 +82,27 @@ def test_example_dags_parse_without_errors() -> None:
     bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags_examples"))
     assert bag.import_errors == {}
     assert {"scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch"} <= set(bag.dag_ids)
+
+
+def test_provider_info_lists_every_public_operator_sensor_and_trigger() -> None:
+    import airflow_provider_prefs.operators as operators
+    import airflow_provider_prefs.sensors as sensors
+
+    info = get_provider_info()
+    registered = {
+        kind: {module for entry in info[kind] for module in entry["python-modules"]}
+        for kind in ("operators", "sensors", "triggers", "hooks")
+    }
+    for name in operators.__all__:
+        assert getattr(operators, name).__module__ in registered["operators"], name
+    for name in sensors.__all__:
+        assert getattr(sensors, name).__module__ in registered["sensors"], name
+    assert "airflow_provider_prefs.triggers.profile_status" in registered["triggers"]
+
+
+def test_version_has_one_source() -> None:
+    from importlib.metadata import version
+
+    import airflow_provider_prefs
+
+    assert version("airflow-provider-prefs") == airflow_provider_prefs.__version__ == get_provider_info()["versions"][0]

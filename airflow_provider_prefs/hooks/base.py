@@ -16,7 +16,9 @@ from airflow_provider_prefs.errors import (
     ConflictError,
     InvalidInputError,
     PrefsError,
+    quoted,
 )
+from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES
 from airflow_provider_prefs.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -43,6 +45,8 @@ class TransportSettings(BaseModel):
     ca_bundle: str | None = None
     verify_tls: bool = True
     max_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    #: Largest request body sent; checked before sending (a 20 MB value is refused, not applied).
+    max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, gt=0)
     pool_size: int = Field(default=16, ge=1)
 
     def retry_policy(self) -> RetryPolicy:
@@ -69,6 +73,7 @@ class TransportSettings(BaseModel):
             read_timeout=self.timeout,
             verify=verify,
             max_response_bytes=self.max_response_bytes,
+            max_request_bytes=self.max_request_bytes,
             pool_size=self.pool_size,
         )
 
@@ -86,10 +91,28 @@ def base_url_of(host: str | None, port: int | None, default: str) -> str:
     return host.rstrip("/")
 
 
-def require_id(value: Any, name: str) -> str:
-    """Reject empty or non-string ids before any request is built."""
+#: Longest id accepted. Real ids are short (``fallbackOffer1234``, an e-mail address); a longer one
+#: is a templating mistake, and URLs that long are refused by servers and proxies anyway.
+MAX_ID_CHARS = 1024
+
+
+def require_id(value: Any, name: str, *, path_segment: bool = False) -> str:
+    """Reject unusable ids before any request is built.
+
+    :param path_segment: the id becomes one URL path segment: ``.`` and ``..`` are refused, since
+        every HTTP stack resolves them (``/offers/..`` is the base path, not an offer).
+    """
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(f"{name} must be a non-empty string, got {value!r}")
+        raise InvalidInputError(f"{name} must be a non-empty string, got {quoted(value)}")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidInputError(
+            f"{name} is {len(value):,} characters long (limit {MAX_ID_CHARS:,}): {quoted(value)}; "
+            "check the value or template that produced it"
+        )
+    if path_segment and value.strip() in (".", ".."):
+        raise InvalidInputError(
+            f"{name} {value!r} is a dot segment: the request would go to another URL; give the real id"
+        )
     return value
 
 
@@ -158,6 +181,15 @@ class PrefsApiHook(BaseHook):
     def send(self, request: ApiRequest) -> Any:
         """Send one request through the shared client (retries included)."""
         return self.client.send(request)
+
+    def checked_patch(self, patch: Any, action: str) -> Patch:
+        """``patch`` validated against this service's rules and its body size against ``max_request_bytes``."""
+        from airflow_provider_prefs.jsonvalue import encode_json
+        from airflow_provider_prefs.patching import validate_patch
+
+        ops = validate_patch(patch, self.patch_rules)
+        encode_json(ops, limit=self.transport.max_request_bytes, what=action)
+        return ops
 
     def send_patch(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import weakref
 from collections.abc import Iterable, Mapping
@@ -13,6 +14,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToken, StaticToken, TokenProvider
+from airflow_provider_prefs.errors import quoted, shorten
 from airflow_provider_prefs.exactly_once import PatchResult
 from airflow_provider_prefs.hooks.base import (
     PrefsApiHook,
@@ -23,7 +25,7 @@ from airflow_provider_prefs.hooks.base import (
     require_id,
 )
 from airflow_provider_prefs.http_client import ApiRequest, AsyncApiClient
-from airflow_provider_prefs.patching import PROFILE_RULES, Patch, validate_patch
+from airflow_provider_prefs.patching import PROFILE_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     DEFAULT_PROFILE_PATH,
     MYPREFERENCES_CONN_TYPE,
@@ -127,7 +129,7 @@ class MyPreferencesSettings(BaseModel):
         return ApiRequest(
             method,
             self.profiles_url,
-            action=f"{method} profile {alternate_id_type}:{alternate_id!r}",
+            action=f"{method} profile {shorten(alternate_id_type)}:{quoted(alternate_id)}",
             params={"alternateId": alternate_id, "alternateIdType": alternate_id_type},
             json_body=body,
             resends_safely=body is None,
@@ -190,8 +192,9 @@ class MyPreferencesHook(PrefsApiHook):
         Only add/replace/remove/test are accepted, array removes must be in descending index order,
         and ``ProfileId``, ``Edited`` and ``UpdateStatus`` are read-only; all checked before sending.
         """
-        ops = validate_patch(patch, self.patch_rules)
-        request = self.settings.profile_request("PATCH", alternate_id, alternate_id_type, ops)
+        request = self.settings.profile_request("PATCH", alternate_id, alternate_id_type)
+        ops = self.checked_patch(patch, request.action)
+        request = dataclasses.replace(request, json_body=ops, resends_safely=False)
         return self.send_patch(request, ops, read=lambda: self.get_profile(alternate_id, alternate_id_type), base=base)
 
     def profile(self, alternate_id: str, alternate_id_type: str) -> Resource:
@@ -201,13 +204,14 @@ class MyPreferencesHook(PrefsApiHook):
 
         require_id(alternate_id, "alternate_id")
         require_id(alternate_id_type, "alternate_id_type")
-        target = f"profile {alternate_id_type}:{alternate_id!r}"
+        target = f"profile {shorten(alternate_id_type)}:{quoted(alternate_id)}"
         return Resource(
             target=target,
             rules=self.patch_rules,
             read=lambda: self.get_profile(alternate_id, alternate_id_type),
             patch=lambda ops, base: self.patch_profile(alternate_id, alternate_id_type, ops, base=base),
             summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
+            max_request_bytes=self.transport.max_request_bytes,
         )
 
     def bulk_patch_profiles(

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToken, TokenProvider
+from airflow_provider_prefs.errors import quoted
 from airflow_provider_prefs.exactly_once import PatchResult
 from airflow_provider_prefs.hooks.base import (
     PrefsApiHook,
@@ -18,7 +19,7 @@ from airflow_provider_prefs.hooks.base import (
     require_id,
 )
 from airflow_provider_prefs.http_client import ApiRequest
-from airflow_provider_prefs.patching import OFFER_RULES, Patch, validate_patch
+from airflow_provider_prefs.patching import OFFER_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     ADOBE_CONN_TYPE,
     DEFAULT_IMS_TOKEN_URL,
@@ -125,13 +126,12 @@ class OfferLibraryHook(PrefsApiHook):
 
     def offer_url(self, offer_id: str) -> str:
         """URL of one offer; the id is percent-encoded entirely (``/``, ``?``, ``#`` included)."""
-        return f"{self.settings.base_url}/offers/{quote(require_id(offer_id, 'offer_id'), safe='')}"
+        return f"{self.settings.base_url}/offers/{quote(require_id(offer_id, 'offer_id', path_segment=True), safe='')}"
 
     def get_offer(self, offer_id: str) -> dict[str, Any]:
         """The full fallback offer document."""
-        return dict(
-            self.send(ApiRequest("GET", self.offer_url(offer_id), action=f"GET offer {offer_id!r}", params=FALLBACK))
-        )
+        url = self.offer_url(offer_id)
+        return dict(self.send(ApiRequest("GET", url, action=f"GET offer {quoted(offer_id)}", params=FALLBACK)))
 
     def patch_offer(self, offer_id: str, patch: Patch | str, *, base: dict[str, Any] | None = None) -> PatchResult:
         """Validate and send a JSON Patch to a fallback offer, applied exactly once.
@@ -140,11 +140,12 @@ class OfferLibraryHook(PrefsApiHook):
             answer be resolved by comparing ``etag`` (otherwise it is re-read when needed).
         :return: the PATCH answer (offer metadata), or the re-read offer if the answer was lost.
         """
-        ops = validate_patch(patch, self.patch_rules)
+        url = self.offer_url(offer_id)
+        ops = self.checked_patch(patch, f"PATCH offer {quoted(offer_id)}")
         request = ApiRequest(
             "PATCH",
-            self.offer_url(offer_id),
-            action=f"PATCH offer {offer_id!r}",
+            url,
+            action=f"PATCH offer {quoted(offer_id)}",
             params=FALLBACK,
             json_body=ops,
             resends_safely=False,
@@ -156,13 +157,14 @@ class OfferLibraryHook(PrefsApiHook):
         from airflow_provider_prefs.changes import Resource
         from airflow_provider_prefs.models import OfferMetadata
 
-        require_id(offer_id, "offer_id")
+        require_id(offer_id, "offer_id", path_segment=True)
         return Resource(
-            target=f"offer {offer_id!r}",
+            target=f"offer {quoted(offer_id)}",
             rules=self.patch_rules,
             read=lambda: self.get_offer(offer_id),
             patch=lambda ops, base: self.patch_offer(offer_id, ops, base=base),
             summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
+            max_request_bytes=self.transport.max_request_bytes,
         )
 
     def bulk_patch_offers(self, items: Iterable[Any], *, max_concurrency: int = 8, dry_run: bool = False) -> BulkReport:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
+from airflow_provider_prefs.operators.arguments import check_change_arguments
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.changes import Resource
@@ -28,6 +29,8 @@ class PatchOperatorBase(BaseOperator):
         nothing is sent when it already matches.
     :param dry_run: log the patch and a diff of the resulting document; send no change.
     :param transport: overrides of the connection's transport extras (``timeout``, ``max_attempts``...).
+    :param allow_type_changes: let ``desired`` change a field's JSON type (e.g. a list to a string);
+        refused by default because it is far more often a mistake.
 
     On Airflow 3.3+ each task instance patches at most once, across retries and killed workers: the
     operations are recorded in the task state store before sending and the summary after (see
@@ -49,11 +52,12 @@ class PatchOperatorBase(BaseOperator):
         desired: Any = None,
         dry_run: bool = False,
         transport: dict[str, Any] | None = None,
+        allow_type_changes: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (patch is None) == (desired is None):
-            raise ValueError(f"{type(self).__name__} needs exactly one of patch= or desired=")
+        check_change_arguments(type(self).__name__, patch, desired)
+        self.allow_type_changes = allow_type_changes
         self.conn_id = conn_id
         self.patch = patch
         self.desired = desired
@@ -118,7 +122,9 @@ class PatchOperatorBase(BaseOperator):
         try:
             if planned is not None:
                 return resume_change(resource, planned, log=self.log)
-            planned = plan_change(resource, patch=self.patch, desired=self.desired)
+            planned = plan_change(
+                resource, patch=self.patch, desired=self.desired, allow_type_changes=self.allow_type_changes
+            )
             if not planned.unchanged and not self.is_dry_run and checkpoint.available:
                 planned = with_base(resource, planned)
                 checkpoint.set(INTENT_KEY, intent_record(resource, planned))

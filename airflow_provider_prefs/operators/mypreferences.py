@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_prefs._compat import fail_task_exception
+from airflow_provider_prefs.operators.arguments import check_wait_arguments
 from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
@@ -64,6 +65,7 @@ class ProfilePatchOperator(PatchOperatorBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id=conn_id, **kwargs)
+        check_wait_arguments(type(self).__name__, poll_interval=poll_interval, wait_timeout=wait_timeout)
         self.alternate_id = alternate_id
         self.alternate_id_type = alternate_id_type
         self.wait_for_completion = wait_for_completion

@@ -63,9 +63,14 @@ def _parse_body(raw: bytes, content_type: str) -> Any:
     if "application/x-www-form-urlencoded" in content_type:
         return dict(parse_qsl(raw.decode()))
     try:
-        return json.loads(raw)
-    except ValueError:
+        # Strict JSON, as the vendors' parsers: NaN/Infinity make the body invalid (then a 400).
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def create_app(state: SandboxState) -> FastAPI:

@@ -39,6 +39,18 @@ OFFER_METADATA = (
 OFFER_OPS = frozenset({"add", "replace", "remove", "copy", "test"})
 PROFILE_OPS = frozenset({"add", "replace", "remove", "test"})
 PROFILE_READ_ONLY = ("ProfileId", "Edited", "UpdateStatus")
+#: The vendor's profile field types (api-notes.md), as Python types; bool is checked apart from int.
+PROFILE_FIELD_TYPES: dict[str, type] = {
+    "ProfileId": int,
+    "IsActive": bool,
+    "RegistrationConfirmed": bool,
+    "CustomerType": str,
+    "PreserveConsents": bool,
+    "PreservePreferences": bool,
+    "CustomerName": dict,
+    "DefaultLocale": str,
+    "CustomFields": list,
+}
 PENDING, COMPLETE = "Pending Update", "Complete"
 REDACTED = "***"
 SECRET_HEADERS = frozenset({"authorization", "x-api-key"})
@@ -58,6 +70,20 @@ class SandboxError(Exception):
 
 class PatchTestFailed(SandboxError):
     """A ``test`` op failed: nothing was applied."""
+
+
+def check_profile_types(profile: dict[str, Any]) -> None:
+    """400 when a profile field holds the wrong JSON type, as the vendor's schema validation does."""
+    for name, expected in PROFILE_FIELD_TYPES.items():
+        if name not in profile:
+            continue
+        value = profile[name]
+        wrong = isinstance(value, bool) != (expected is bool) or not isinstance(value, expected)
+        if wrong:
+            raise SandboxError(400, f"The field {name} must be of type {expected.__name__}: invalid value")
+    for index, item in enumerate(profile.get("CustomFields", [])):
+        if not isinstance(item, dict) or not isinstance(item.get("Name"), str) or "Value" not in item:
+            raise SandboxError(400, f"CustomFields[{index}] must be an object with Name and Value")
 
 
 def now_iso() -> str:
@@ -391,6 +417,7 @@ class SandboxState:
             patched = apply_patch_rules(
                 current, ops, allowed=PROFILE_OPS, read_only=PROFILE_READ_ONLY, descending_removes=True
             )
+            check_profile_types(patched)
             patched["Edited"] = {"Date": now_iso(), "By": caller}
             self.profiles[client_id][key] = patched
             self.pending_until[(client_id, *key)] = time.time() + self.pending_delay

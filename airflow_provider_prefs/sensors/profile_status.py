@@ -14,6 +14,7 @@ from airflow_provider_prefs._compat import (
     fail_task_exception,
     sensor_timeout_exception,
 )
+from airflow_provider_prefs.operators.arguments import check_sensor_arguments
 from airflow_provider_prefs.operators.mypreferences import default_deferrable
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
@@ -51,6 +52,7 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
         transport: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        check_sensor_arguments(type(self).__name__, kwargs)  # before Airflow's own, vaguer checks
         super().__init__(**kwargs)
         self.alternate_id = alternate_id
         self.alternate_id_type = alternate_id_type

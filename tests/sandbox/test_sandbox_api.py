@@ -225,7 +225,8 @@ def test_profile_auth_and_lookup_errors(sandbox: Any) -> None:
 
 
 def test_fault_kinds_before_and_after_processing(sandbox: Any) -> None:
-    url, patch = f"{sandbox.url}/api/v4/DEMO/profiles", [{"op": "add", "path": "/CustomFields/-", "value": {}}]
+    url = f"{sandbox.url}/api/v4/DEMO/profiles"
+    patch = [{"op": "add", "path": "/CustomFields/-", "value": {"Name": "x", "Value": "y"}}]
     for kind, status in (("429", 429), ("503_before", 503), ("503_after", 503)):
         sandbox.state.set_faults([{"route": "profile.patch", "kind": kind, "retry_after": 2}])
         answer = requests.patch(url, params=ADA, headers=MP_HEADERS, json=patch, timeout=5)
