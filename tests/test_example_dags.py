@@ -75,6 +75,7 @@ def test_example_dag_succeeds(dag_id: str, airflow_home: Path, sandbox: Any) -> 
         assert routes.count("profile.patch") == 3
 
 
+@pytest.mark.timeout(900)  # four `airflow dags test` runs; each takes 1-2 min on a loaded machine
 def test_no_secret_leaks_into_logs_xcom_or_rendered_fields(airflow_home: Path, sandbox: Any) -> None:
     outputs = [run_dag(dag_id, airflow_home, sandbox) for dag_id in EXAMPLES]
     outputs.append(run_dag("profile_preferences_sync", airflow_home, sandbox))
