@@ -35,6 +35,15 @@ def fail_task_exception() -> type[Exception]:
     return AirflowFailException
 
 
+def sensor_timeout_exception() -> type[Exception]:
+    """The exception a sensor raises when it runs out of time (fails without retries, like a timed-out poke)."""
+    try:
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+    except ImportError:  # Airflow 2.10
+        from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
+    return AirflowSensorTimeout
+
+
 __all__ = [
     "BaseHook",
     "BaseOperator",
@@ -42,4 +51,5 @@ __all__ = [
     "PokeReturnValue",
     "fail_task_exception",
     "mask_secret",
+    "sensor_timeout_exception",
 ]

@@ -7,8 +7,10 @@ decides *when* a token is needed and how to read the answer, so the two never dr
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -120,6 +122,9 @@ class ClientCredentialsToken(TokenProvider):
         self.credentials = credentials
         self._token: AccessToken | None = None
         self._lock = threading.Lock()
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def authorization(self, fetch: FetchToken) -> str:
         """A fresh token, fetched at most once at a time however many threads ask."""
@@ -132,11 +137,26 @@ class ClientCredentialsToken(TokenProvider):
         return f"Bearer {token.value.get_secret_value()}"
 
     async def aauthorization(self, fetch: AsyncFetchToken) -> str:
-        """A fresh token; the event loop is single-threaded, so no lock is needed."""
+        """A fresh token, fetched at most once at a time however many coroutines ask.
+
+        The event loop runs one coroutine at a time, but each awaits the token request: without
+        the lock, every wait that finds the cache empty would start a request of its own.
+        """
         token = self._token
         if token is None or not token.is_fresh():
-            token = self._token = parse_token_answer(await fetch(self.credentials))
+            async with self._async_lock():
+                token = self._token
+                if token is None or not token.is_fresh():
+                    token = self._token = parse_token_answer(await fetch(self.credentials))
         return f"Bearer {token.value.get_secret_value()}"
+
+    def _async_lock(self) -> asyncio.Lock:
+        """The lock of the running event loop (an asyncio lock must not cross loops)."""
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            lock = self._async_locks[loop] = asyncio.Lock()
+        return lock
 
     def invalidate(self) -> None:
         """Drop the cached token so the next call fetches a new one."""

@@ -3,12 +3,14 @@
 ``compute_preferences`` stands in for your source of truth (a warehouse query, a CRM export); its
 XCom feeds the patch operator's templated ``desired`` field. MyPreferences processes updates
 asynchronously, so the deferrable sensor waits for ``UpdateStatus == Complete`` in the triggerer,
-holding no worker slot.
+holding no worker slot. ``set_customer_type`` shows the shorter form: a patch operator that waits
+for its own update in the triggerer (``wait_for_completion=True, deferrable=True``). It may retry:
+a retry resumes the wait instead of patching again.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, task
@@ -21,7 +23,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    params={"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"},
+    params={"alternate_id": "Ada@Example.com", "alternate_id_type": "Email", "customer_type": "Commercial"},
     tags=["prefs", "example", "mypreferences"],
     doc_md=__doc__,
 ):
@@ -31,7 +33,6 @@ with DAG(
         """The state MyPreferences should hold for this customer."""
         return {
             "DefaultLocale": "en-GB",
-            "CustomerType": "Retail",
             "CustomFields": [{"Name": "FavoriteChannel", "Value": "Email"}],
         }
 
@@ -49,4 +50,16 @@ with DAG(
         poke_interval=1,
         timeout=300,
     )
-    update >> wait
+    set_customer_type = ProfilePatchOperator(
+        task_id="set_customer_type",
+        alternate_id="{{ params.alternate_id }}",
+        alternate_id_type="{{ params.alternate_id_type }}",
+        desired={"CustomerType": "{{ params.customer_type }}"},
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=1,
+        wait_timeout=300,
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+    )
+    update >> wait >> set_customer_type

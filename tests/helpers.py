@@ -42,3 +42,23 @@ def airflow_exception(name: str) -> Any:
 
 def routes(sandbox: Any) -> list[str]:
     return [entry["route"] for entry in sandbox.state.journal()]
+
+
+class FakeTaskStateStore:
+    """In-memory stand-in for Airflow's ``task_state_store`` accessor: what one task instance sees across tries."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return copy.deepcopy(self.values.get(key, default))
+
+    def set(self, key: str, value: Any, retention: Any = None) -> None:
+        assert value is not None
+        self.values[key] = json.loads(json.dumps(value))  # JSON only, like the real store
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+    def clear(self) -> None:
+        self.values.clear()

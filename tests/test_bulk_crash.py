@@ -80,7 +80,10 @@ def bulk_dag(tmp_path: Path, sandbox: Any) -> dict[str, str]:
         assert json.loads(answer.read()) == {"added": ITEMS}
     items = tmp_path / "items.jsonl"
     lines = (
-        {"alternate_id": email(n), "patch": [{"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK, "Value": "1"}}]}
+        {
+            "alternate_id": email(n),
+            "patch": [{"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK, "Value": "1"}}],
+        }
         for n in range(ITEMS)
     )
     items.write_text("".join(json.dumps(line) + "\n" for line in lines))

@@ -68,11 +68,14 @@ def test_example_dag_succeeds(dag_id: str, airflow_home: Path, sandbox: Any) -> 
     elif dag_id == "profile_preferences_sync":
         profile = sandbox.state.profile("DEMO", "Ada@Example.com", "Email")
         assert profile["DefaultLocale"] == "en-GB"  # from the upstream task's XCom
-        assert routes.count("profile.patch") == 1
+        assert profile["CustomerType"] == "Commercial"  # patched, then waited for in the (in-process) triggerer
+        assert profile["UpdateStatus"] == "Complete"
+        assert routes.count("profile.patch") == 2
     else:
         assert routes.count("profile.patch") == 3
 
 
+@pytest.mark.timeout(900)  # four `airflow dags test` runs; each takes 1-2 min on a loaded machine
 def test_no_secret_leaks_into_logs_xcom_or_rendered_fields(airflow_home: Path, sandbox: Any) -> None:
     outputs = [run_dag(dag_id, airflow_home, sandbox) for dag_id in EXAMPLES]
     outputs.append(run_dag("profile_preferences_sync", airflow_home, sandbox))

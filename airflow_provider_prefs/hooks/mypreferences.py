@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
@@ -385,38 +386,45 @@ class MyPreferencesAsyncHook:
     :class:`MyPreferencesHook`, so the two cannot disagree about the API.
     """
 
-    #: One hook per (event loop, connection): a triggerer running a thousand waits shares one
-    #: connection lookup, one token and one connection pool instead of a thousand.
-    _shared: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, MyPreferencesAsyncHook]]] = (
-        weakref.WeakKeyDictionary()
-    )
+    #: One hook per (event loop, connection, transport overrides): a triggerer running a thousand
+    #: waits shares one connection lookup, one token and one connection pool instead of a thousand.
+    _shared: ClassVar[
+        weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], MyPreferencesAsyncHook]]
+    ] = weakref.WeakKeyDictionary()
 
-    def __init__(self, conn_id: str = MyPreferencesHook.default_conn_name) -> None:
+    def __init__(
+        self,
+        conn_id: str = MyPreferencesHook.default_conn_name,
+        *,
+        transport_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
         self.conn_id = conn_id
+        self.transport_overrides = dict(transport_overrides or {})
         self._settings: MyPreferencesSettings | None = None
         self._client: AsyncApiClient | None = None
         self._lock: asyncio.Lock | None = None
 
     @classmethod
-    def shared(cls, conn_id: str) -> MyPreferencesAsyncHook:
-        """The hook for ``conn_id`` shared by every trigger of the running event loop."""
+    def shared(cls, conn_id: str, transport_overrides: Mapping[str, Any] | None = None) -> MyPreferencesAsyncHook:
+        """The hook for ``conn_id`` (with these transport overrides) shared by every trigger of the running loop."""
         hooks = cls._shared.setdefault(asyncio.get_running_loop(), {})
-        if conn_id not in hooks:
-            hooks[conn_id] = cls(conn_id)
-        return hooks[conn_id]
+        key = (conn_id, json.dumps(dict(transport_overrides or {}), sort_keys=True, default=str))
+        if key not in hooks:
+            hooks[key] = cls(conn_id, transport_overrides=transport_overrides)
+        return hooks[key]
 
     @classmethod
     def forget(cls, conn_id: str) -> None:
-        """Drop the shared hook for ``conn_id``: the next wait reads the connection again.
+        """Drop the shared hooks for ``conn_id``: the next wait reads the connection again.
 
         For when the service refused what the connection holds (credentials, certificate): once
         someone fixes the connection, retried tasks must not keep failing until the triggerer
-        restarts. Waits still mid-request on the old hook get a grace period before it is closed.
+        restarts. Waits still mid-request on an old hook get a grace period before it is closed.
         """
         loop = asyncio.get_running_loop()
-        hook = cls._shared.get(loop, {}).pop(conn_id, None)
-        if hook is not None:
-            loop.call_later(FORGOTTEN_HOOK_GRACE_SECONDS, _close_later, hook)
+        hooks = cls._shared.get(loop, {})
+        for key in [key for key in hooks if key[0] == conn_id]:
+            loop.call_later(FORGOTTEN_HOOK_GRACE_SECONDS, _close_later, hooks.pop(key))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r})"
@@ -431,7 +439,10 @@ class MyPreferencesAsyncHook:
                 return self._settings, self._client
             conn = await aload_connection(self.conn_id, MyPreferencesHook)
             settings = MyPreferencesSettings.from_connection(conn, self.conn_id)
-            transport = parse_transport(ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson))
+            # Same precedence as the sync hook: the task's overrides on top of the connection extras.
+            transport = parse_transport(
+                ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson), self.transport_overrides
+            )
             self._settings = settings
             self._client = AsyncApiClient(
                 transport.client_settings({"Accept": "application/json"}, settings.status_hints(self.conn_id)),

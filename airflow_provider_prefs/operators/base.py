@@ -11,6 +11,13 @@ from airflow_provider_prefs.operators.arguments import check_change_arguments
 if TYPE_CHECKING:
     from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.hooks.base import PrefsApiHook
+    from airflow_provider_prefs.models import PatchOutcome
+    from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+
+#: Task state store keys of a patch task: ``patch.intent`` before sending, ``patch.outcome`` after.
+CHECKPOINT_NAMESPACE = "patch"
+INTENT_KEY = "intent"
+OUTCOME_KEY = "outcome"
 
 
 class PatchOperatorBase(BaseOperator):
@@ -24,6 +31,13 @@ class PatchOperatorBase(BaseOperator):
     :param transport: overrides of the connection's transport extras (``timeout``, ``max_attempts``...).
     :param allow_type_changes: let ``desired`` change a field's JSON type (e.g. a list to a string);
         refused by default because it is far more often a mistake.
+
+    On Airflow 3.3+ each task instance patches at most once, across retries and killed workers: the
+    operations are recorded in the task state store before sending and the summary after (see
+    :meth:`execute`). Airflow's ``ResumableJobMixin`` is not used: it stores the job id only *after*
+    submitting (the window it documents as a known limitation is exactly "sent, answer lost"), it
+    resubmits fresh after a failed job (a patch must be re-judged, never re-planned), and it covers
+    only the worker path, not the deferrable one.
     """
 
     template_fields: Sequence[str] = ("patch", "desired", "conn_id")
@@ -59,20 +73,33 @@ class PatchOperatorBase(BaseOperator):
         """The offer or profile this task changes."""
         raise NotImplementedError
 
+    def checkpoint(self, context: Any) -> TaskCheckpoint:
+        """This task instance's memory across retries (a no-op without Airflow's task state store)."""
+        from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+
+        return TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, self.log)
+
     def execute(self, context: Any) -> dict[str, Any]:
-        """Plan or validate, then preview or send; return the outcome summary (XCom)."""
-        from airflow_provider_prefs.changes import apply_change
+        """Plan or validate, then preview or send, at most once per task instance; return the summary (XCom).
+
+        Before sending, the exact operations are recorded in the task state store; after the answer,
+        the summary. A retry that finds the summary returns it without sending; one that finds only
+        the operations (the earlier try was cut off mid-request) re-judges them on a fresh read and
+        sends those same operations only if they did not land.
+        """
         from airflow_provider_prefs.errors import PrefsError
 
-        try:
-            outcome = apply_change(
-                self.resource(),
-                patch=self.patch,
-                desired=self.desired,
-                dry_run=self.is_dry_run,
-                allow_type_changes=self.allow_type_changes,
-                log=self.log,
+        checkpoint = self.checkpoint(context)
+        recorded = checkpoint.get(OUTCOME_KEY)
+        if isinstance(recorded, dict):
+            self.log.info(
+                "%s: an earlier try of this task instance already got its answer (%s); not sending again",
+                recorded.get("target"),
+                recorded.get("status"),
             )
+            return recorded
+        try:
+            outcome = self._patch_once(checkpoint)
         except PrefsError as exc:
             if exc.retryable:
                 raise
@@ -80,4 +107,48 @@ class PatchOperatorBase(BaseOperator):
             raise fail_task_exception()(str(exc)) from exc
         finally:
             self.get_hook().close()
-        return outcome.to_xcom()
+        result = outcome.to_xcom()
+        if outcome.status != "dry_run":
+            checkpoint.set(OUTCOME_KEY, result)
+        return result
+
+    def _patch_once(self, checkpoint: TaskCheckpoint) -> PatchOutcome:
+        from airflow_provider_prefs.changes import plan_change, send_change
+        from airflow_provider_prefs.errors import PrefsError
+        from airflow_provider_prefs.resume import intent_record, planned_from_intent, resume_change, with_base
+
+        resource = self.resource()
+        planned = planned_from_intent(checkpoint.get(INTENT_KEY), resource, self.log)
+        try:
+            if planned is not None:
+                return resume_change(resource, planned, log=self.log)
+            planned = plan_change(
+                resource, patch=self.patch, desired=self.desired, allow_type_changes=self.allow_type_changes
+            )
+            if not planned.unchanged and not self.is_dry_run and checkpoint.available:
+                planned = with_base(resource, planned)
+                checkpoint.set(INTENT_KEY, intent_record(resource, planned))
+            return send_change(resource, planned, dry_run=self.is_dry_run, log=self.log)
+        except PrefsError as exc:
+            if surely_not_applied(exc):
+                # The service refused it (or it never left): forget it, so that once the DAG or the
+                # connection is fixed, clearing the task plans the change anew instead of resending this one.
+                checkpoint.delete(INTENT_KEY)
+            raise
+
+
+def surely_not_applied(exc: Exception) -> bool:
+    """True when ``exc`` proves the change was not applied: refused with a 4xx, or never sent."""
+    from airflow_provider_prefs.errors import (
+        ApiError,
+        ConcurrentModificationError,
+        ConfigurationError,
+        InvalidInputError,
+        UntrustedCertificateError,
+    )
+
+    if isinstance(exc, ApiError):
+        return 400 <= exc.status < 500 and exc.status != 429
+    return isinstance(
+        exc, ConcurrentModificationError | ConfigurationError | InvalidInputError | UntrustedCertificateError
+    )

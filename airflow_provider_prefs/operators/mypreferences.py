@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_prefs._compat import fail_task_exception
 from airflow_provider_prefs.operators.arguments import check_wait_arguments
 from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
@@ -93,7 +94,11 @@ class ProfilePatchOperator(PatchOperatorBase):
         return self.hook.profile(self.alternate_id, self.alternate_id_type)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Patch, then (optionally) wait for ``UpdateStatus == Complete``."""
+        """Patch (at most once per task instance), then optionally wait for ``UpdateStatus == Complete``.
+
+        A retry after a wait that timed out finds the patch's outcome in the task state store and
+        resumes the wait without patching again, on the worker and in the triggerer alike.
+        """
         result = super().execute(context)
         if not self.wait_for_completion or result["status"] == "dry_run":
             return result
@@ -107,28 +112,53 @@ class ProfilePatchOperator(PatchOperatorBase):
                     alternate_id_type=self.alternate_id_type,
                     poll_interval=self.poll_interval,
                     deadline=time.time() + self.wait_timeout,
+                    transport=self.transport,
                 ),
                 method_name="execute_complete",
+                # Only the real triggerer passes these back (``airflow dags test`` passes just the
+                # event), so execute_complete reads the outcome from the task state store first.
                 kwargs={"patch_result": result},
                 timeout=timedelta(seconds=self.wait_timeout + 60),
             )
         return self._wait_on_worker(result)
 
     def _wait_on_worker(self, result: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_prefs.sensors.profile_status import read_update_status
+        from airflow_provider_prefs.update_status import (
+            UpdateStatusTimeoutError,
+            check_update_status,
+            wait_timeout_message,
+        )
 
         deadline = time.monotonic() + self.wait_timeout
         while True:
-            summary = read_update_status(self.hook, self.alternate_id, self.alternate_id_type, self.log)
-            if summary is not None and summary.is_complete:
+            check = check_update_status(
+                lambda: self.hook.get_profile(self.alternate_id, self.alternate_id_type), self.target, self.log
+            )
+            if check.failure is not None:
+                raise fail_task_exception()(check.failure)
+            if check.complete:
                 self.log.info("%s: UpdateStatus is Complete", self.target)
-                return {**result, "profile": summary.model_dump(mode="json", exclude_none=True)}
+                return {**result, "profile": check.summary_json()}
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"{self.target}: UpdateStatus not Complete after {self.wait_timeout:.0f}s")
+                raise UpdateStatusTimeoutError(wait_timeout_message(self.target, self.wait_timeout))
             time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
-    def execute_complete(self, context: Any, event: dict[str, Any], patch_result: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger: merge the final profile summary into the patch outcome."""
-        from airflow_provider_prefs.triggers.profile_status import summary_from_event
+    def execute_complete(
+        self, context: Any, event: dict[str, Any] | None = None, patch_result: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume after the trigger: the patch outcome with the final profile summary merged in.
 
-        return {**patch_result, "profile": summary_from_event(event)}
+        A timeout raises the same retryable :class:`UpdateStatusTimeoutError` as the wait on the worker.
+        """
+        from airflow_provider_prefs.operators.base import OUTCOME_KEY
+        from airflow_provider_prefs.triggers.profile_status import summary_from_event
+        from airflow_provider_prefs.update_status import UpdateStatusTimeoutError, wait_timeout_message
+
+        recorded = self.checkpoint(context).get(OUTCOME_KEY)
+        outcome = recorded if isinstance(recorded, dict) else patch_result
+        if outcome is None:
+            self.log.warning("%s: this task's patch outcome is not available; returning the profile only", self.target)
+            outcome = {"target": self.target}
+        if event and event.get("status") == "timeout":
+            raise UpdateStatusTimeoutError(wait_timeout_message(self.target, self.wait_timeout))
+        return {**outcome, "profile": summary_from_event(event)}

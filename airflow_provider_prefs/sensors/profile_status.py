@@ -2,46 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_prefs._compat import BaseSensorOperator, PokeReturnValue, fail_task_exception
+from airflow_provider_prefs._compat import (
+    BaseSensorOperator,
+    PokeReturnValue,
+    fail_task_exception,
+    sensor_timeout_exception,
+)
 from airflow_provider_prefs.operators.arguments import check_sensor_arguments
 from airflow_provider_prefs.operators.mypreferences import default_deferrable
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
-    from airflow_provider_prefs.models import ProfileSummary
-
-
-def read_update_status(
-    hook: MyPreferencesHook, alternate_id: str, alternate_id_type: str, log: logging.Logger | Any
-) -> ProfileSummary | None:
-    """Read the profile's status: a summary, or None after a transient failure (keep waiting).
-
-    A missing profile, bad credentials or an unknown status raise: waiting would never end well.
-    """
-    from airflow_provider_prefs.errors import PrefsError
-    from airflow_provider_prefs.models import profile_summary
-
-    try:
-        profile = hook.get_profile(alternate_id, alternate_id_type)
-    except PrefsError as exc:
-        if not exc.retryable:
-            raise fail_task_exception()(str(exc)) from exc
-        log.warning("profile %s:%r: %s; will check again", alternate_id_type, alternate_id, exc)
-        return None
-    try:
-        summary = profile_summary(profile, f"profile {alternate_id_type}:{alternate_id!r}")
-    except PrefsError as exc:
-        raise fail_task_exception()(str(exc)) from exc
-    log.info("profile %s:%r UpdateStatus: %s", alternate_id_type, alternate_id, summary.UpdateStatus)
-    return summary
 
 
 class ProfileUpdateStatusSensor(BaseSensorOperator):
@@ -57,6 +35,8 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
     :param alternate_id_type: its type (templated), e.g. ``Email``.
     :param conn_id: connection of type ``mypreferences``.
     :param deferrable: wait in the triggerer.
+    :param transport: overrides of the connection's transport extras (``timeout``, ``max_attempts``...),
+        honoured on the worker and in the triggerer.
     """
 
     template_fields: Sequence[str] = ("alternate_id", "alternate_id_type", "conn_id")
@@ -69,6 +49,7 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
         alternate_id_type: str,
         conn_id: str = f"{MYPREFERENCES_CONN_TYPE}_default",
         deferrable: bool | None = None,
+        transport: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         check_sensor_arguments(type(self).__name__, kwargs)  # before Airflow's own, vaguer checks
@@ -77,20 +58,32 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
         self.alternate_id_type = alternate_id_type
         self.conn_id = conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.transport = transport
+
+    @property
+    def target(self) -> str:
+        """``profile <type>:'<id>'``."""
+        return f"profile {self.alternate_id_type}:{self.alternate_id!r}"
 
     @cached_property
     def hook(self) -> MyPreferencesHook:
         """The MyPreferences hook."""
         from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 
-        return MyPreferencesHook(self.conn_id)
+        return MyPreferencesHook(self.conn_id, transport_overrides=self.transport)
 
     def poke(self, context: Any) -> PokeReturnValue:
-        """One status read; done only on ``Complete``."""
-        summary = read_update_status(self.hook, self.alternate_id, self.alternate_id_type, self.log)
-        if summary is None or not summary.is_complete:
+        """One status read; done only on ``Complete``, failed at once when waiting cannot end well."""
+        from airflow_provider_prefs.update_status import check_update_status
+
+        check = check_update_status(
+            lambda: self.hook.get_profile(self.alternate_id, self.alternate_id_type), self.target, self.log
+        )
+        if check.failure is not None:
+            raise fail_task_exception()(check.failure)
+        if not check.complete:
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=summary.model_dump(mode="json", exclude_none=True))
+        return PokeReturnValue(is_done=True, xcom_value=check.summary_json())
 
     def execute(self, context: Any) -> Any:
         """Poke/reschedule as usual, or hand the wait to the trigger when deferrable."""
@@ -112,13 +105,19 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
                     else self.poke_interval.total_seconds()
                 ),
                 deadline=time.time() + float(self.timeout),
+                transport=self.transport,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout) + 60),
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger: the final summary, or a clear failure."""
+        """Resume after the trigger: the final summary, or a clear failure.
+
+        A timeout fails like a timed-out poke (``AirflowSensorTimeout``), so both modes end alike.
+        """
         from airflow_provider_prefs.triggers.profile_status import summary_from_event
 
+        if event and event.get("status") == "timeout":
+            raise sensor_timeout_exception()(event.get("message") or f"{self.target}: the wait timed out")
         return summary_from_event(event)

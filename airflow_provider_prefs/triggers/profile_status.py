@@ -17,8 +17,10 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
 
     The event is ``{"status": "success", "profile": {...}}``, ``{"status": "error", "message"}``
     (missing profile, refused credentials, unknown status) or ``{"status": "timeout", "message"}``
-    once the absolute ``deadline`` (epoch seconds) passes. Transient failures keep it polling.
-    Serialized kwargs are plain JSON and hold no secret: only the connection id.
+    once the absolute ``deadline`` (epoch seconds) passes. Transient failures keep it polling; any
+    other exception becomes an error event naming it, so the task fails at once with a reason
+    instead of staying deferred until its timeout. Serialized kwargs are plain JSON and hold no
+    secret: the connection id and the task's ``transport`` overrides (timeouts, retries, TLS).
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
         deadline: float,
         conn_id: str = f"{MYPREFERENCES_CONN_TYPE}_default",
         poll_interval: float = 30.0,
+        transport: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.alternate_id = alternate_id
@@ -36,6 +39,7 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
         self.deadline = float(deadline)
         self.conn_id = conn_id
         self.poll_interval = float(poll_interval)
+        self.transport = dict(transport) if transport else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and plain-JSON kwargs."""
@@ -47,6 +51,7 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "conn_id": self.conn_id,
                 "poll_interval": self.poll_interval,
+                "transport": self.transport,
             },
         )
 
@@ -57,7 +62,17 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until complete, failed, or past the deadline; yield exactly one event."""
-        yield TriggerEvent(await self.wait())
+        try:
+            payload = await self.wait()
+        except Exception as exc:
+            # Anything unforeseen (a bug, a library error) must still end the wait with a reason:
+            # a trigger that dies leaves its task deferred until the deferral timeout.
+            self.log.exception("%s: the wait failed in the triggerer", self.target)
+            payload = {
+                "status": "error",
+                "message": f"{self.target}: the wait failed in the triggerer: {type(exc).__name__}: {exc}"[:1000],
+            }
+        yield TriggerEvent(payload)
 
     async def wait(self) -> dict[str, Any]:
         """The polling loop; returns the event payload."""
@@ -65,28 +80,23 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
             AuthenticationError,
             ConfigurationError,
             PermissionDeniedError,
-            PrefsError,
             UntrustedCertificateError,
         )
         from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook
-        from airflow_provider_prefs.models import profile_summary
+        from airflow_provider_prefs.update_status import acheck_update_status
 
-        hook = MyPreferencesAsyncHook.shared(self.conn_id)
+        hook = MyPreferencesAsyncHook.shared(self.conn_id, self.transport)
         while True:
-            try:
-                profile = await hook.get_profile(self.alternate_id, self.alternate_id_type)
-                summary = profile_summary(profile, self.target)
-            except PrefsError as exc:
-                if isinstance(
-                    exc, AuthenticationError | PermissionDeniedError | ConfigurationError | UntrustedCertificateError
-                ):
-                    MyPreferencesAsyncHook.forget(self.conn_id)  # fixing the connection must be enough
-                if not exc.retryable:
-                    return {"status": "error", "message": str(exc)}
-                self.log.warning("%s: %s; will check again", self.target, exc)
-            else:
-                if summary.is_complete:
-                    return {"status": "success", "profile": summary.model_dump(mode="json", exclude_none=True)}
+            check = await acheck_update_status(
+                lambda: hook.get_profile(self.alternate_id, self.alternate_id_type), self.target, self.log
+            )
+            refused = AuthenticationError | PermissionDeniedError | ConfigurationError | UntrustedCertificateError
+            if isinstance(check.error, refused):
+                MyPreferencesAsyncHook.forget(self.conn_id)  # fixing the connection must be enough
+            if check.failure is not None:
+                return {"status": "error", "message": check.failure}
+            if check.complete:
+                return {"status": "success", "profile": check.summary_json()}
             left = self.deadline - time.time()
             if left <= 0:
                 return {

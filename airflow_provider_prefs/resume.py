@@ -1,0 +1,91 @@
+"""Resume a change that an earlier try of the same task sent without getting an answer.
+
+A task records its *intent* (the exact operations, their target, and the document they were
+planned against when that is small) before sending, and the outcome after. When a retry finds an
+intent but no outcome, the earlier try was cut off between sending and answering (worker killed,
+answer lost, task timed out): the change may or may not have landed. :func:`resume_change`
+re-reads the resource and judges it with the same rules as a lost answer
+(:func:`~airflow_provider_prefs.exactly_once.judge`): landed means done, not landed means the
+*recorded* operations are sent (never planned anew, so the guards they carry still describe the
+document they were written against), undecidable means :class:`OutcomeUnknownError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import Any
+
+from airflow_provider_prefs.changes import PlannedChange, Resource, send_change
+from airflow_provider_prefs.errors import OutcomeUnknownError
+from airflow_provider_prefs.exactly_once import Verdict, judge, needs_base
+from airflow_provider_prefs.models import PatchOutcome
+
+_log = logging.getLogger(__name__)
+
+#: A planned-against document larger than this is not recorded (the task state store warns above
+#: 64 KiB per value); without it, an unguarded array patch is judged "unknown" rather than resent.
+MAX_RECORDED_BASE_BYTES = 32 * 1024
+
+
+def with_base(resource: Resource, planned: PlannedChange) -> PlannedChange:
+    """``planned`` with the document it applies to, when only that document can judge it later.
+
+    Unguarded array-position operations (``add /x/-``) cannot be judged after a lost answer
+    without it. The hook would read it anyway before sending; reading it here lets the task record it.
+    """
+    if planned.base is None and planned.ops and needs_base(planned.ops):
+        return dataclasses.replace(planned, base=resource.read())
+    return planned
+
+
+def intent_record(resource: Resource, planned: PlannedChange) -> dict[str, Any]:
+    """The JSON a task stores before sending ``planned``."""
+    record: dict[str, Any] = {"target": resource.target, "ops": planned.ops}
+    if planned.base is not None and len(json.dumps(planned.base, default=str)) <= MAX_RECORDED_BASE_BYTES:
+        record["base"] = planned.base
+    return record
+
+
+def planned_from_intent(record: Any, resource: Resource, log: logging.Logger | Any = _log) -> PlannedChange | None:
+    """The recorded change, or None when the record does not belong to ``resource`` (then plan anew)."""
+    if not isinstance(record, dict) or not isinstance(record.get("ops"), list):
+        return None
+    if record.get("target") != resource.target:
+        log.warning(
+            "the checkpoint of an earlier try is for %s, this try patches %s: ignoring it",
+            record.get("target"),
+            resource.target,
+        )
+        return None
+    base = record.get("base")
+    return PlannedChange(ops=record["ops"], base=base if isinstance(base, dict) else None)
+
+
+def resume_change(resource: Resource, planned: PlannedChange, *, log: logging.Logger | Any = _log) -> PatchOutcome:
+    """Finish a change an earlier try sent without an answer: judge it on a fresh read, send only if it did not land."""
+    current = resource.read()
+    verdict, why = judge(planned.ops, current, resource.rules, base=planned.base)
+    if verdict is Verdict.APPLIED:
+        log.warning(
+            "%s: an earlier try of this task sent the patch and got no answer; a re-read shows it was applied (%s), "
+            "so it is not sent again",
+            resource.target,
+            why,
+        )
+        outcome = PatchOutcome(status="applied", target=resource.target, operations=len(planned.ops), reconciled=True)
+        return resource.summarize(outcome, current)
+    if verdict is Verdict.UNKNOWN:
+        raise OutcomeUnknownError(
+            f"{resource.target}: an earlier try of this task sent {len(planned.ops)} operation(s) and got no answer, "
+            f"and re-reading could not tell whether they were applied: {why}. Inspect the resource; only if the "
+            "change is missing, delete this task instance's task state (or start a new run) and run it again."
+        )
+    log.warning(
+        "%s: an earlier try of this task sent the patch and got no answer; a re-read shows it was not applied "
+        "(%s), so the recorded operations are sent again",
+        resource.target,
+        why,
+    )
+    return send_change(resource, planned, log=log)

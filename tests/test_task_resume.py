@@ -1,0 +1,215 @@
+"""Task-level exactly once: a retry of the same task instance resumes from the task state store.
+
+Each test plays an earlier try's record into a fake store (what Airflow keeps per task instance
+across tries) and checks the sandbox journal: a change that already landed is never sent again,
+and the recorded operations are what gets sent, not a new plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from conftest import journal
+from helpers import FakeTaskStateStore, airflow_exception
+
+from airflow_provider_prefs._compat import fail_task_exception
+from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+from airflow_provider_prefs.operators import FallbackOfferPatchOperator, ProfilePatchOperator
+from airflow_provider_prefs.update_status import UpdateStatusTimeoutError
+
+AirflowFailException = fail_task_exception()
+ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
+APPEND: list[dict[str, Any]] = [
+    {"op": "add", "path": "/CustomFields/-", "value": {"Name": "Campaign", "Value": "Spring"}}
+]
+
+
+def fake_store() -> FakeTaskStateStore:
+    """A task state store as Airflow 3.3+ provides it (the checkpoint writes with its retention constant)."""
+    pytest.importorskip("airflow.sdk.bases.resumablejobmixin", reason="the task state store needs Airflow 3.3+")
+    return FakeTaskStateStore()
+
+
+def profile_op(**kwargs: Any) -> ProfilePatchOperator:
+    return ProfilePatchOperator(task_id="patch_profile", **ADA, **kwargs)
+
+
+def custom_fields(sandbox: Any) -> list[dict[str, Any]]:
+    return list(sandbox.state.profile("DEMO", "Ada@Example.com", "Email")["CustomFields"])
+
+
+def test_first_try_records_intent_then_outcome(connections: Any) -> None:
+    store = fake_store()
+    result = profile_op(patch=APPEND).execute({"task_state_store": store})
+    intent = store.values["patch.intent"]
+    assert intent["target"] == result["target"] and intent["ops"] == journal(connections, "profile.patch")[0]["body"]
+    assert store.values["patch.outcome"] == result
+
+
+def test_retry_after_the_answer_returns_the_recorded_outcome_without_sending(connections: Any) -> None:
+    store = fake_store()
+    first = profile_op(patch=APPEND).execute({"task_state_store": store})
+    second = profile_op(patch=APPEND).execute({"task_state_store": store})
+    assert second == first
+    assert len(journal(connections, "profile.patch")) == 1
+    assert custom_fields(connections).count(APPEND[0]["value"]) == 1
+
+
+def test_retry_after_a_lost_answer_judges_instead_of_appending_again(connections: Any) -> None:
+    """The earlier try sent the append and died before the answer (intent recorded, no outcome)."""
+    store = fake_store()
+    before = MyPreferencesHook().get_profile(**ADA)
+    store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
+    MyPreferencesHook().patch_profile(**ADA, patch=APPEND)  # the copy that landed
+    connections.state.clear_journal()
+
+    result = profile_op(patch=APPEND).execute({"task_state_store": store})
+    assert result["status"] == "applied" and result["reconciled"] is True
+    assert journal(connections, "profile.patch") == []
+    assert custom_fields(connections).count(APPEND[0]["value"]) == 1
+    assert store.values["patch.outcome"] == result
+
+
+def test_retry_after_a_request_that_never_landed_sends_the_recorded_ops_not_a_new_plan(connections: Any) -> None:
+    store = fake_store()
+    recorded = [{"op": "replace", "path": "/DefaultLocale", "value": "pt-PT"}]
+    store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": recorded})
+    # The task's own arguments would now plan something else (say, a template rendered differently).
+    result = profile_op(desired={"DefaultLocale": "es-ES"}).execute({"task_state_store": store})
+    assert result["status"] == "applied" and not result.get("reconciled")
+    assert [e["body"] for e in journal(connections, "profile.patch")] == [recorded]
+
+
+def test_a_record_for_another_target_is_ignored(connections: Any) -> None:
+    store = fake_store()
+    store.set("patch.intent", {"target": "profile Email:'someone@else.com'", "ops": APPEND})
+    profile_op(patch=[{"op": "replace", "path": "/DefaultLocale", "value": "nl-NL"}]).execute(
+        {"task_state_store": store}
+    )
+    assert [e["body"][0]["path"] for e in journal(connections, "profile.patch")] == ["/DefaultLocale"]
+
+
+def test_undecidable_resume_fails_without_sending(connections: Any) -> None:
+    """Someone else changed the array since: neither 'applied' nor 'not applied' can be proven."""
+    store = fake_store()
+    before = MyPreferencesHook().get_profile(**ADA)
+    store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
+    MyPreferencesHook().patch_profile(**ADA, patch=[{"op": "remove", "path": "/CustomFields/0"}])
+    connections.state.clear_journal()
+    with pytest.raises(AirflowFailException, match="could not tell whether they were applied"):
+        profile_op(patch=APPEND).execute({"task_state_store": store})
+    assert journal(connections, "profile.patch") == []
+
+
+def test_offer_retry_after_a_lost_answer(connections: Any) -> None:
+    store = fake_store()
+    op = [{"op": "add", "path": "/labels/-", "value": "spring"}]
+    task = FallbackOfferPatchOperator(task_id="o", offer_id="fallbackOffer1234", patch=op)
+    connections.state.set_faults([{"route": "offer.patch", "kind": "503_after", "count": 1}])
+    # First try: the append lands, its answer is a 503, and (today) the hook's re-read settles it.
+    first = task.execute({"task_state_store": store})
+    labels = connections.state.offer("dev", "fallbackOffer1234")["labels"]
+    store.delete("patch.outcome")  # as if the worker died before recording the answer
+    second = task.execute({"task_state_store": store})
+    assert first["status"] == second["status"] == "applied" and second["reconciled"] is True
+    assert connections.state.offer("dev", "fallbackOffer1234")["labels"] == labels
+    assert len([e for e in journal(connections, "offer.patch") if e["applied"]]) == 1
+
+
+def test_dry_run_records_nothing(connections: Any) -> None:
+    store = fake_store()
+    profile_op(patch=APPEND, dry_run=True).execute({"task_state_store": store})
+    assert store.values == {}
+
+
+def test_without_a_store_the_task_patches_as_before(connections: Any) -> None:
+    assert profile_op(patch=APPEND).execute({})["status"] == "applied"
+    assert len(journal(connections, "profile.patch")) == 1
+
+
+def wait_op(**kwargs: Any) -> ProfilePatchOperator:
+    return profile_op(patch=APPEND, wait_for_completion=True, poll_interval=0.1, wait_timeout=0.5, **kwargs)
+
+
+def run_trigger(trigger: Any) -> dict[str, Any]:
+    async def first_event() -> dict[str, Any]:
+        [payload] = [event.payload async for event in trigger.run()]
+        return payload
+
+    return asyncio.run(first_event())
+
+
+def test_worker_and_triggerer_waits_time_out_alike(connections: Any) -> None:
+    TaskDeferred = airflow_exception("TaskDeferred")
+    connections.state.set_config(pending_delay=60)
+
+    with pytest.raises(UpdateStatusTimeoutError) as on_worker:
+        wait_op(deferrable=False).execute({"task_state_store": fake_store()})
+
+    task = wait_op(deferrable=True)
+    store = fake_store()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({"task_state_store": store})
+    event = run_trigger(deferred.value.trigger)
+    assert event["status"] == "timeout"
+    with pytest.raises(UpdateStatusTimeoutError) as in_triggerer:
+        task.execute_complete({"task_state_store": store}, event)
+    assert str(in_triggerer.value) == str(on_worker.value)
+    assert on_worker.value.retryable
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_retry_after_a_wait_timeout_waits_again_without_patching(connections: Any, deferrable: bool) -> None:
+    TaskDeferred = airflow_exception("TaskDeferred")
+    connections.state.set_config(pending_delay=1.0)
+    store = fake_store()
+    context = {"task_state_store": store}
+    task = wait_op(deferrable=deferrable)
+
+    def one_try() -> dict[str, Any]:
+        if not deferrable:
+            return task.execute(context)
+        with pytest.raises(TaskDeferred) as deferred:
+            task.execute(context)
+        return task.execute_complete(context, run_trigger(deferred.value.trigger))
+
+    with pytest.raises(UpdateStatusTimeoutError):
+        one_try()
+    time.sleep(0.6)
+    result = one_try()
+    assert result["status"] == "applied" and result["profile"]["UpdateStatus"] == "Complete"
+    assert len(journal(connections, "profile.patch")) == 1
+    assert custom_fields(connections).count(APPEND[0]["value"]) == 1
+
+
+def test_execute_complete_needs_only_the_event(connections: Any) -> None:
+    """``airflow dags test`` resumes with ``execute_complete(context, event=...)`` and no kwargs."""
+    TaskDeferred = airflow_exception("TaskDeferred")
+    connections.state.set_config(pending_delay=0.2)
+    task = wait_op(deferrable=True)
+    store = fake_store()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({"task_state_store": store})
+    deferred.value.trigger.deadline = time.time() + 10
+    result = task.execute_complete({"task_state_store": store}, event=run_trigger(deferred.value.trigger))
+    assert result["status"] == "applied" and result["operations"] == 1
+    assert result["profile"]["UpdateStatus"] == "Complete"
+
+
+def test_a_refused_patch_is_forgotten_so_a_fixed_task_plans_anew(connections: Any) -> None:
+    """A 4xx proves nothing landed: after the DAG is fixed, clearing the task must not resend the refused ops."""
+    store = fake_store()
+    wrong_guard = [
+        {"op": "test", "path": "/DefaultLocale", "value": "xx-XX"},
+        {"op": "replace", "path": "/DefaultLocale", "value": "sv-SE"},
+    ]
+    with pytest.raises(AirflowFailException, match="does not match the patch's test"):
+        profile_op(patch=wrong_guard).execute({"task_state_store": store})
+    assert "patch.intent" not in store.values
+
+    fixed = [{"op": "replace", "path": "/DefaultLocale", "value": "sv-SE"}]
+    assert profile_op(patch=fixed).execute({"task_state_store": store})["status"] == "applied"
+    assert [e["body"] for e in journal(connections, "profile.patch")] == [wrong_guard, fixed]
