@@ -44,6 +44,8 @@ class TransportSettings(BaseModel):
     verify_tls: bool = True
     max_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     pool_size: int = Field(default=16, ge=1)
+    #: Share OAuth tokens with the worker's other task processes (see token_cache); False = per process.
+    token_cache: bool = True
 
     def retry_policy(self) -> RetryPolicy:
         """The retry policy these settings describe."""

@@ -29,6 +29,7 @@ from airflow_provider_prefs.provider_info import (
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
+from airflow_provider_prefs.token_cache import shared_cache
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.changes import Resource
@@ -96,8 +97,11 @@ class MyPreferencesSettings(BaseModel):
             data["token"] = conn.password
         return parse_model(cls, data, f"connection {conn_id!r} (mypreferences)")
 
-    def token_provider(self) -> TokenProvider:
-        """A static bearer token, or OAuth client credentials cached until expiry."""
+    def token_provider(self, *, share: bool = True) -> TokenProvider:
+        """A static bearer token, or OAuth client credentials cached until expiry.
+
+        ``share`` puts OAuth tokens in the worker-wide :mod:`~airflow_provider_prefs.token_cache`.
+        """
         if self.auth_type == "oauth":
             assert self.oauth_client_id and self.oauth_client_secret and self.token_url
             return ClientCredentialsToken(
@@ -106,7 +110,8 @@ class MyPreferencesSettings(BaseModel):
                     client_id=self.oauth_client_id,
                     client_secret=self.oauth_client_secret,
                     scope=self.oauth_scope,
-                )
+                ),
+                shared=shared_cache(share),
             )
         assert self.token is not None
         return StaticToken(self.token.get_secret_value())
@@ -170,7 +175,7 @@ class MyPreferencesHook(PrefsApiHook):
 
     def token_provider(self) -> TokenProvider:
         """Static token or cached OAuth token, per the connection."""
-        return self.settings.token_provider()
+        return self.settings.token_provider(share=self.transport.token_cache)
 
     def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
         """The full profile (alternate id and type are matched case-insensitively by the service)."""
@@ -322,7 +327,8 @@ class MyPreferencesAsyncHook:
             transport = parse_model(TransportSettings, conn.extra_dejson, f"connection {self.conn_id!r}")
             self._settings = settings
             self._client = AsyncApiClient(
-                transport.client_settings({"Accept": "application/json"}), settings.token_provider()
+                transport.client_settings({"Accept": "application/json"}),
+                settings.token_provider(share=transport.token_cache),
             )
             return settings, self._client
 

@@ -25,6 +25,7 @@ from airflow_provider_prefs.provider_info import (
     DEFAULT_PLATFORM_URL,
     DEFAULT_SCOPES,
 )
+from airflow_provider_prefs.token_cache import shared_cache
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.changes import Resource
@@ -120,7 +121,8 @@ class OfferLibraryHook(PrefsApiHook):
                 client_id=settings.client_id,
                 client_secret=settings.client_secret,
                 scope=settings.scopes,
-            )
+            ),
+            shared=shared_cache(self.transport.token_cache),
         )
 
     def offer_url(self, offer_id: str) -> str:
