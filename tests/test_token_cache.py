@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FAST_TRANSPORT, journal
 
 from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToken, parse_token_answer
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.sandbox.connections import ADOBE_CLIENT_SECRET, MP_OAUTH_CLIENT_SECRET, airflow_conn_env
 from airflow_provider_prefs.token_cache import SharedTokenCache, entry_name
-from tests.conftest import FAST_TRANSPORT, journal
 
 #: What one task process does: build a fresh hook, make one call, exit.
 TASK_SCRIPT = """
