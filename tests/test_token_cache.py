@@ -149,3 +149,48 @@ def test_a_corrupt_entry_means_a_fetch_not_a_failure(tmp_path: Path) -> None:
     assert provider.authorization(lambda _: {"access_token": "fetched", "expires_in": 60}) == "Bearer fetched"
     repaired = cache.load(credentials())
     assert repaired is not None and repaired.value.get_secret_value() == "fetched"
+
+
+def test_the_triggerer_path_reads_and_fills_the_same_cache(tmp_path: Path) -> None:
+    import asyncio
+
+    cache = SharedTokenCache(tmp_path / "tokens")
+    fetched: list[str] = []
+
+    async def fetch(_: ClientCredentials) -> dict[str, Any]:
+        fetched.append("token")
+        return {"access_token": "from-async", "expires_in": 3600}
+
+    first = ClientCredentialsToken(credentials(), shared=cache)
+    assert asyncio.run(first.aauthorization(fetch)) == "Bearer from-async"
+    # A worker task (sync) and another trigger (async) both find it without a request.
+    assert ClientCredentialsToken(credentials(), shared=cache).authorization(lambda _: {}) == "Bearer from-async"
+    assert asyncio.run(ClientCredentialsToken(credentials(), shared=cache).aauthorization(fetch)) == "Bearer from-async"
+    assert fetched == ["token"]
+
+
+def test_tasks_starting_together_make_one_token_request(tmp_path: Path) -> None:
+    import threading
+
+    cache = SharedTokenCache(tmp_path / "tokens")
+    fetched: list[int] = []
+
+    def slow_fetch(_: ClientCredentials) -> dict[str, Any]:
+        fetched.append(1)
+        time.sleep(0.3)  # long enough for every other "task" to arrive while this one fetches
+        return {"access_token": "only-one", "expires_in": 3600}
+
+    # Separate providers = separate lock file descriptions, exactly like separate task processes.
+    results: list[str] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(ClientCredentialsToken(credentials(), shared=cache).authorization(slow_fetch))
+        )
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == ["Bearer only-one"] * 6
+    assert len(fetched) == 1
