@@ -13,12 +13,15 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from airflow_provider_prefs._compat import mask_secret
 from airflow_provider_prefs.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from airflow_provider_prefs.token_cache import SharedTokenCache
 
 #: Renew a cached token this many seconds before the server says it expires.
 EXPIRY_SKEW_SECONDS = 60.0
@@ -57,6 +60,10 @@ class AccessToken(BaseModel):
     def is_fresh(self) -> bool:
         """True while the token can still be sent."""
         return time.monotonic() < self.renew_at
+
+    def seconds_left(self) -> float:
+        """Seconds until the token must be renewed (negative once stale)."""
+        return self.renew_at - time.monotonic()
 
 
 def parse_token_answer(data: Any) -> AccessToken:
@@ -113,13 +120,18 @@ class StaticToken(TokenProvider):
 
 
 class ClientCredentialsToken(TokenProvider):
-    """OAuth client credentials, one cached token shared by all threads of a hook."""
+    """OAuth client credentials, one cached token shared by all threads of a hook.
+
+    With ``shared`` (a :class:`~airflow_provider_prefs.token_cache.SharedTokenCache`), the token is
+    also shared with the other task processes of the worker instead of fetched once per process.
+    """
 
     refreshable = True
 
-    def __init__(self, credentials: ClientCredentials) -> None:
+    def __init__(self, credentials: ClientCredentials, shared: SharedTokenCache | None = None) -> None:
         mask_secret(credentials.client_secret.get_secret_value())
         self.credentials = credentials
+        self.shared = shared
         self._token: AccessToken | None = None
         self._lock = threading.Lock()
         self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -133,7 +145,7 @@ class ClientCredentialsToken(TokenProvider):
             with self._lock:
                 token = self._token
                 if token is None or not token.is_fresh():
-                    token = self._token = parse_token_answer(fetch(self.credentials))
+                    token = self._token = self._obtain(fetch)
         return f"Bearer {token.value.get_secret_value()}"
 
     async def aauthorization(self, fetch: AsyncFetchToken) -> str:
@@ -147,7 +159,7 @@ class ClientCredentialsToken(TokenProvider):
             async with self._async_lock():
                 token = self._token
                 if token is None or not token.is_fresh():
-                    token = self._token = parse_token_answer(await fetch(self.credentials))
+                    token = self._token = await self._aobtain(fetch)
         return f"Bearer {token.value.get_secret_value()}"
 
     def _async_lock(self) -> asyncio.Lock:
@@ -159,8 +171,38 @@ class ClientCredentialsToken(TokenProvider):
         return lock
 
     def invalidate(self) -> None:
-        """Drop the cached token so the next call fetches a new one."""
-        self._token = None
+        """Drop the cached token (here and in the shared cache) so the next call fetches a new one."""
+        rejected, self._token = self._token, None
+        if self.shared is not None:
+            self.shared.discard(self.credentials, rejected)
+
+    def _obtain(self, fetch: FetchToken) -> AccessToken:
+        """The shared token if fresh, else fetched (one process at a time) and shared."""
+        shared = self.shared
+        if shared is None:
+            return parse_token_answer(fetch(self.credentials))
+        token = shared.load(self.credentials)
+        if token is None:
+            with shared.fetch_lock(self.credentials):
+                token = shared.load(self.credentials)  # another process may have fetched meanwhile
+                if token is None:
+                    token = parse_token_answer(fetch(self.credentials))
+                    shared.store(self.credentials, token)
+                    return token
+        mask_secret(token.value.get_secret_value())
+        return token
+
+    async def _aobtain(self, fetch: AsyncFetchToken) -> AccessToken:
+        """Async twin of :meth:`_obtain`, without the cross-process lock (it would block the loop)."""
+        shared = self.shared
+        token = shared.load(self.credentials) if shared is not None else None
+        if token is not None:
+            mask_secret(token.value.get_secret_value())
+            return token
+        token = parse_token_answer(await fetch(self.credentials))
+        if shared is not None:
+            shared.store(self.credentials, token)
+        return token
 
 
 #: Client-credentials providers shared by every hook of this process with the same credentials.

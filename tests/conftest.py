@@ -19,6 +19,14 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags_examples")
 FAST_TRANSPORT: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5, "connect_timeout": 2}
 
 
+@pytest.fixture(autouse=True)
+def private_token_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own shared token cache, so no test sees a token another one fetched."""
+    directory = tmp_path_factory.mktemp("token-cache") / "tokens"
+    monkeypatch.setenv("AIRFLOW__PREFS__TOKEN_CACHE_DIR", str(directory))
+    return directory
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Any]:
     from airflow_provider_prefs.sandbox import SandboxServer

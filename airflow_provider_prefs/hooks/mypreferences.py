@@ -34,6 +34,7 @@ from airflow_provider_prefs.provider_info import (
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
+from airflow_provider_prefs.token_cache import shared_cache
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.bulk_progress import BulkProgress
@@ -134,8 +135,11 @@ class MyPreferencesSettings(BaseModel):
         what = f"Airflow connection {conn_id!r} ({MYPREFERENCES_CONN_TYPE})"
         return parse_model(cls, data, what, names=names)
 
-    def token_provider(self) -> TokenProvider:
-        """A static bearer token, or OAuth client credentials cached until expiry."""
+    def token_provider(self, *, share: bool = True) -> TokenProvider:
+        """A static bearer token, or OAuth client credentials cached until expiry.
+
+        ``share`` puts OAuth tokens in the worker-wide :mod:`~airflow_provider_prefs.token_cache`.
+        """
         if self.auth_type == "oauth":
             assert self.oauth_client_id and self.oauth_client_secret and self.oauth_endpoint
             return ClientCredentialsToken(
@@ -144,7 +148,8 @@ class MyPreferencesSettings(BaseModel):
                     client_id=self.oauth_client_id,
                     client_secret=self.oauth_client_secret,
                     scope=self.oauth_scope,
-                )
+                ),
+                shared=shared_cache(share),
             )
         assert self.token is not None
         return StaticToken(self.token.get_secret_value())
@@ -223,7 +228,7 @@ class MyPreferencesHook(PrefsApiHook):
 
     def token_provider(self) -> TokenProvider:
         """Static token or cached OAuth token, per the connection."""
-        return self.settings.token_provider()
+        return self.settings.token_provider(share=self.transport.token_cache)
 
     def status_hints(self) -> dict[int, str]:
         """What to check in this connection on a 401, 403 or 404."""
@@ -446,7 +451,7 @@ class MyPreferencesAsyncHook:
             self._settings = settings
             self._client = AsyncApiClient(
                 transport.client_settings({"Accept": "application/json"}, settings.status_hints(self.conn_id)),
-                settings.token_provider(),
+                settings.token_provider(share=transport.token_cache),
             )
             return settings, self._client
 

@@ -28,6 +28,7 @@ from airflow_provider_prefs.provider_info import (
     DEFAULT_PLATFORM_URL,
     DEFAULT_SCOPES,
 )
+from airflow_provider_prefs.token_cache import shared_cache
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.bulk_progress import BulkProgress
@@ -144,7 +145,8 @@ class OfferLibraryHook(PrefsApiHook):
                 client_id=settings.client_id,
                 client_secret=settings.client_secret,
                 scope=settings.scopes,
-            )
+            ),
+            shared=shared_cache(self.transport.token_cache),
         )
 
     def status_hints(self) -> dict[int, str]:
