@@ -81,7 +81,10 @@ TRANSPORT_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Turn off only for local testing; a warning is logged when off.",
         "schema": {"type": ["boolean", "null"], "default": True},
     },
-    "token_cache": {"label": "Share OAuth tokens", "schema": {"type": ["boolean", "null"], "default": True}},
+    "share_across_tasks": {
+        "label": "Share OAuth tokens across tasks",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
 }
 
 ADOBE_CONN_FIELDS: dict[str, dict[str, Any]] = {

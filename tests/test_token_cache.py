@@ -55,7 +55,7 @@ def test_two_task_processes_share_one_token(
 
 def test_turned_off_per_connection_each_process_fetches(sandbox: Any, private_token_cache: Path) -> None:
     for _ in range(2):
-        run_task_process(sandbox, private_token_cache, "adobe_offer_library_default", token_cache=False)
+        run_task_process(sandbox, private_token_cache, "adobe_offer_library_default", share_across_tasks=False)
     assert len(journal(sandbox, "ims.token")) == 2
     assert not private_token_cache.exists() or not any(private_token_cache.iterdir())
 

@@ -51,8 +51,8 @@ class TransportSettings(BaseModel):
     #: Largest request body sent; checked before sending (a 20 MB value is refused, not applied).
     max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, gt=0)
     pool_size: int = Field(default=16, ge=1)
-    #: Share OAuth tokens with the worker's other task processes (see token_cache); False = per process.
-    token_cache: bool = True
+    #: Share OAuth tokens with the worker's other task processes (see token_cache.py); False = per process.
+    share_across_tasks: bool = True
 
     def retry_policy(self) -> RetryPolicy:
         """The retry policy these settings describe."""

@@ -228,7 +228,7 @@ class MyPreferencesHook(PrefsApiHook):
 
     def token_provider(self) -> TokenProvider:
         """Static token or cached OAuth token, per the connection."""
-        return self.settings.token_provider(share=self.transport.token_cache)
+        return self.settings.token_provider(share=self.transport.share_across_tasks)
 
     def status_hints(self) -> dict[int, str]:
         """What to check in this connection on a 401, 403 or 404."""
@@ -451,7 +451,7 @@ class MyPreferencesAsyncHook:
             self._settings = settings
             self._client = AsyncApiClient(
                 transport.client_settings({"Accept": "application/json"}, settings.status_hints(self.conn_id)),
-                settings.token_provider(share=transport.token_cache),
+                settings.token_provider(share=transport.share_across_tasks),
             )
             return settings, self._client
 

@@ -146,7 +146,7 @@ class OfferLibraryHook(PrefsApiHook):
                 client_secret=settings.client_secret,
                 scope=settings.scopes,
             ),
-            shared=shared_cache(self.transport.token_cache),
+            shared=shared_cache(self.transport.share_across_tasks),
         )
 
     def status_hints(self) -> dict[int, str]:
