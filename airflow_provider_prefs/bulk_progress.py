@@ -45,6 +45,9 @@ class Store(Protocol):
     def set(self, key: str, value: Any) -> None:
         """Store a JSON value."""
 
+    def delete(self, *keys: str) -> None:
+        """Forget values."""
+
 
 class ItemsChangedError(InvalidInputError):
     """The items differ from those an earlier try of this task instance checkpointed."""
@@ -118,6 +121,11 @@ class BulkProgress:
     def enabled(self) -> bool:
         """True when progress survives a retry (a task state store is available)."""
         return self._store is not None
+
+    def forget(self) -> None:
+        """The run succeeded: drop the checkpoint, so clearing the task later runs every item anew."""
+        if self._store is not None:
+            self._store.delete(STATE_KEY)
 
     def verify_prefix(self, chain: str) -> None:
         """Refuse to resume when the finished prefix of the items is not what was checkpointed."""

@@ -36,6 +36,10 @@ class FakeStore:
     def get(self, key: str, default: Any = None) -> Any:
         return json.loads(self.values[key]) if key in self.values else default
 
+    def delete(self, *keys: str) -> None:
+        for key in keys:
+            self.values.pop(key, None)
+
     def set(self, key: str, value: Any) -> None:
         if self.crash_after is not None and self.writes >= self.crash_after:
             raise Crash()

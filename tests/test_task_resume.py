@@ -41,17 +41,21 @@ def custom_fields(sandbox: Any) -> list[dict[str, Any]]:
     return list(sandbox.state.profile("DEMO", "Ada@Example.com", "Email")["CustomFields"])
 
 
-def test_first_try_records_intent_then_outcome(connections: Any) -> None:
+def test_first_try_records_intent_then_outcome_and_success_forgets_both(connections: Any) -> None:
     store = fake_store()
-    result = profile_op(patch=APPEND).execute({"task_state_store": store})
+    task = profile_op(patch=APPEND)
+    result = task.patch_at_most_once({"task_state_store": store})
     intent = store.values["patch.intent"]
     assert intent["target"] == result["target"] and intent["ops"] == journal(connections, "profile.patch")[0]["body"]
     assert store.values["patch.outcome"] == result
+    # Airflow keeps task state after success, so the task forgets its own: clearing it later patches anew.
+    task.task_done({"task_state_store": store}, result)
+    assert store.values == {}
 
 
 def test_retry_after_the_answer_returns_the_recorded_outcome_without_sending(connections: Any) -> None:
     store = fake_store()
-    first = profile_op(patch=APPEND).execute({"task_state_store": store})
+    first = profile_op(patch=APPEND).patch_at_most_once({"task_state_store": store})  # then the try died
     second = profile_op(patch=APPEND).execute({"task_state_store": store})
     assert second == first
     assert len(journal(connections, "profile.patch")) == 1
@@ -66,7 +70,7 @@ def test_retry_after_a_lost_answer_judges_instead_of_appending_again(connections
     MyPreferencesHook().patch_profile(**ADA, patch=APPEND)  # the copy that landed
     connections.state.clear_journal()
 
-    result = profile_op(patch=APPEND).execute({"task_state_store": store})
+    result = profile_op(patch=APPEND).patch_at_most_once({"task_state_store": store})
     assert result["status"] == "applied" and result["reconciled"] is True
     assert journal(connections, "profile.patch") == []
     assert custom_fields(connections).count(APPEND[0]["value"]) == 1
@@ -110,7 +114,7 @@ def test_offer_retry_after_a_lost_answer(connections: Any) -> None:
     task = FallbackOfferPatchOperator(task_id="o", offer_id="fallbackOffer1234", patch=op)
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_after", "count": 1}])
     # First try: the append lands, its answer is a 503, and (today) the hook's re-read settles it.
-    first = task.execute({"task_state_store": store})
+    first = task.patch_at_most_once({"task_state_store": store})
     labels = connections.state.offer("dev", "fallbackOffer1234")["labels"]
     store.delete("patch.outcome")  # as if the worker died before recording the answer
     second = task.execute({"task_state_store": store})
@@ -195,7 +199,7 @@ def test_execute_complete_needs_only_the_event(connections: Any) -> None:
         task.execute({"task_state_store": store})
     deferred.value.trigger.deadline = time.time() + 10
     result = task.execute_complete({"task_state_store": store}, event=run_trigger(deferred.value.trigger))
-    assert result["status"] == "applied" and result["operations"] == 1
+    assert result["status"] == "applied" and result["operations"] == 2  # the append and its test guard
     assert result["profile"]["UpdateStatus"] == "Complete"
 
 

@@ -80,7 +80,16 @@ class PatchOperatorBase(BaseOperator):
         return TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, self.log)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Plan or validate, then preview or send, at most once per task instance; return the summary (XCom).
+        """Plan or validate, then preview or send, at most once per task instance; return the summary (XCom)."""
+        return self.task_done(context, self.patch_at_most_once(context))
+
+    def task_done(self, context: Any, result: dict[str, Any]) -> dict[str, Any]:
+        """The task instance succeeded: forget its checkpoint, so clearing the task later patches anew."""
+        self.checkpoint(context).delete(INTENT_KEY, OUTCOME_KEY)
+        return result
+
+    def patch_at_most_once(self, context: Any) -> dict[str, Any]:
+        """Plan or validate, then preview or send; a retry of this task instance never sends twice.
 
         Before sending, the exact operations are recorded in the task state store; after the answer,
         the summary. A retry that finds the summary returns it without sending; one that finds only

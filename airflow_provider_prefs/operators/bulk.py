@@ -161,6 +161,7 @@ class BulkPatchOperatorBase(BaseOperator):
                 f"{report.failed} of {report.total} item(s) failed ({report.applied} applied, "
                 f"{report.unchanged} unchanged):\n" + "\n".join(lines) + (f"\n  ... and {more} more" if more else "")
             )
+        progress.forget()
         return report.to_xcom()
 
     @staticmethod

@@ -50,14 +50,16 @@ class TaskCheckpoint:
         return self._store.get(self._key(key), default)
 
     def set(self, key: str, value: Any) -> None:
-        """Store a JSON value until the task instance succeeds (Airflow clears the store then)."""
-        if self._store is None:
-            return
-        from airflow.sdk.execution_time.context import NEVER_EXPIRE
-
-        self._store.set(self._key(key), value, retention=NEVER_EXPIRE)
-
-    def delete(self, key: str) -> None:
-        """Forget a value."""
+        """Store a JSON value for Airflow's ``[state_store] default_retention_days`` (30 by default)."""
         if self._store is not None:
-            self._store.delete(self._key(key))
+            self._store.set(self._key(key), value)
+
+    def delete(self, *keys: str) -> None:
+        """Forget values.
+
+        Airflow keeps task state after success unless ``[state_store] clear_on_success`` is set, so a
+        task forgets its own when it succeeds: clearing a successful task later must run it anew.
+        """
+        if self._store is not None:
+            for key in keys:
+                self._store.delete(self._key(key))

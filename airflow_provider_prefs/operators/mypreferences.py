@@ -99,9 +99,9 @@ class ProfilePatchOperator(PatchOperatorBase):
         A retry after a wait that timed out finds the patch's outcome in the task state store and
         resumes the wait without patching again, on the worker and in the triggerer alike.
         """
-        result = super().execute(context)
+        result = self.patch_at_most_once(context)
         if not self.wait_for_completion or result["status"] == "dry_run":
-            return result
+            return self.task_done(context, result)
         if self.deferrable:
             from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
 
@@ -120,7 +120,7 @@ class ProfilePatchOperator(PatchOperatorBase):
                 kwargs={"patch_result": result},
                 timeout=timedelta(seconds=self.wait_timeout + 60),
             )
-        return self._wait_on_worker(result)
+        return self.task_done(context, self._wait_on_worker(result))
 
     def _wait_on_worker(self, result: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_prefs.update_status import (
@@ -161,4 +161,4 @@ class ProfilePatchOperator(PatchOperatorBase):
             outcome = {"target": self.target}
         if event and event.get("status") == "timeout":
             raise UpdateStatusTimeoutError(wait_timeout_message(self.target, self.wait_timeout))
-        return {**outcome, "profile": summary_from_event(event)}
+        return self.task_done(context, {**outcome, "profile": summary_from_event(event)})
