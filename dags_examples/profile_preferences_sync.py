@@ -29,11 +29,14 @@ with DAG(
 ):
 
     @task
-    def compute_preferences() -> dict[str, Any]:
-        """The state MyPreferences should hold for this customer."""
+    def compute_preferences(run_id: str | None = None) -> dict[str, Any]:
+        """The state MyPreferences should hold for this customer, stamped with the run that synced it."""
         return {
             "DefaultLocale": "en-GB",
-            "CustomFields": [{"Name": "FavoriteChannel", "Value": "Email"}],
+            "CustomFields": [
+                {"Name": "FavoriteChannel", "Value": "Email"},
+                {"Name": "LastSyncRun", "Value": run_id},
+            ],
         }
 
     update = ProfilePatchOperator(

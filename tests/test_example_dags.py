@@ -68,6 +68,8 @@ def test_example_dag_succeeds(dag_id: str, airflow_home: Path, sandbox: Any) -> 
     elif dag_id == "profile_preferences_sync":
         profile = sandbox.state.profile("DEMO", "Ada@Example.com", "Email")
         assert profile["DefaultLocale"] == "en-GB"  # from the upstream task's XCom
+        stamps = [f["Value"] for f in profile["CustomFields"] if f["Name"] == "LastSyncRun"]
+        assert len(stamps) == 1 and stamps[0].startswith("manual__")  # the run id, injected into the task
         assert profile["CustomerType"] == "Commercial"  # patched, then waited for in the (in-process) triggerer
         assert profile["UpdateStatus"] == "Complete"
         assert routes.count("profile.patch") == 2
