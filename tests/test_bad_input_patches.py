@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.providers.common.compat.sdk import AirflowFailException
 from corpus import BadInput, check
 
-from airflow_provider_prefs._compat import fail_task_exception
 from airflow_provider_prefs.errors import (
     ConfigurationError,
     InvalidArgumentError,
@@ -34,7 +34,6 @@ from airflow_provider_prefs.operators import FallbackOfferPatchOperator, Profile
 from airflow_provider_prefs.sandbox import connections as creds
 from airflow_provider_prefs.sensors.profile_status import ProfileUpdateStatusSensor
 
-AirflowFailException = fail_task_exception()
 OFFER = "fallbackOffer1234"
 ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 #: Token + GET: what a desired state costs before anything can be compared with the current document.

@@ -7,9 +7,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.sdk import BaseHook
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airflow_provider_prefs._compat import BaseHook, mask_secret
+from airflow_provider_prefs.auth import mask_secret
 from airflow_provider_prefs.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -533,12 +535,8 @@ def load_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
 async def aload_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
     """Async twin of :func:`load_connection` for triggers."""
     try:
-        if hasattr(BaseHook, "aget_connection"):
-            conn = await BaseHook.aget_connection(conn_id)
-        else:  # Airflow 2.10
-            from asgiref.sync import sync_to_async
-
-            conn = await sync_to_async(BaseHook.get_connection)(conn_id)
+        # common-compat picks the async lookup that does not deadlock on this Airflow version.
+        conn = await get_async_connection(conn_id)
     except Exception as exc:
         if _is_missing(exc):
             raise ConfigurationError(missing_connection_message(conn_id, hook_class)) from None

@@ -206,21 +206,6 @@ class MyPreferencesHook(PrefsApiHook):
     hook_name = "PossibleNOW MyPreferences"
     patch_rules = PROFILE_RULES
 
-    # Older Airflow looks for these two in the class's own __dict__, so each hook defines them.
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra form fields for Airflow before 3.2 (newer versions read ``conn-fields``)."""
-        from airflow_provider_prefs.provider_info import connection_form_widgets
-
-        return connection_form_widgets(cls.conn_type)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Form behaviour for Airflow versions that read it from the hook."""
-        from airflow_provider_prefs.provider_info import ui_field_behaviour
-
-        return ui_field_behaviour(cls.conn_type)
-
     @cached_property
     def settings(self) -> MyPreferencesSettings:
         """The parsed connection."""

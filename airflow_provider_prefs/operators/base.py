@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import BaseOperator
+
 from airflow_provider_prefs.operators.arguments import check_change_arguments
 
 if TYPE_CHECKING:
@@ -104,7 +106,7 @@ class PatchOperatorBase(BaseOperator):
             if exc.retryable:
                 raise
             # Bad input and 4xx answers fail the same way every time: do not burn task retries.
-            raise fail_task_exception()(str(exc)) from exc
+            raise AirflowFailException(str(exc)) from exc
         finally:
             self.get_hook().close()
         result = outcome.to_xcom()

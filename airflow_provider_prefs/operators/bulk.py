@@ -8,7 +8,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import BaseOperator
+
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE, MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
@@ -125,7 +127,7 @@ class BulkPatchOperatorBase(BaseOperator):
         try:
             items = open_items(self.items)
         except PrefsError as exc:
-            raise fail_task_exception()(str(exc)) from exc
+            raise AirflowFailException(str(exc)) from exc
         progress = BulkProgress(TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, log=self.log))
         try:
             report = self.run_bulk(items, progress)
@@ -134,9 +136,9 @@ class BulkPatchOperatorBase(BaseOperator):
             report = BulkReport(failures=[failed_outcome("bulk run", exc)])
             self._push(context, report)
             if isinstance(exc, PrefsError) and not exc.retryable:
-                raise fail_task_exception()(str(exc)) from exc
+                raise AirflowFailException(str(exc)) from exc
             if not progress.enabled:
-                raise fail_task_exception()(
+                raise AirflowFailException(
                     f"{type(exc).__name__}: {exc} (not retried: without a task state store a retry would "
                     "resend the items that were applied)"
                 ) from exc
@@ -157,7 +159,7 @@ class BulkPatchOperatorBase(BaseOperator):
         if report.failed and self.fail_on_error:
             lines = [f"  {f.target}: {f.error}" for f in report.failures[:FAILURES_IN_MESSAGE]]
             more = report.failed - len(lines)
-            raise fail_task_exception()(
+            raise AirflowFailException(
                 f"{report.failed} of {report.total} item(s) failed ({report.applied} applied, "
                 f"{report.unchanged} unchanged):\n" + "\n".join(lines) + (f"\n  ... and {more} more" if more else "")
             )
