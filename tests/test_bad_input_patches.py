@@ -851,7 +851,7 @@ def test_long_id_is_truncated_in_service_errors(connections: Any) -> None:
 
 def test_request_limit_is_checked_by_the_client_before_sending(connections: Any) -> None:
     """The client refuses an over-limit body itself, for callers that bypass the hooks' patch methods."""
-    from airflow_provider_prefs.http_client import ApiRequest
+    from airflow_provider_prefs.transport.client import ApiRequest
 
     hook = OfferLibraryHook(transport_overrides={"max_request_bytes": 100})
     url = hook.offer_url(OFFER)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_prefs.bulk import run_bulk
+from airflow_provider_prefs.bulk.runner import run_bulk
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.models import PatchOutcome

@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE, MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk_progress import BulkProgress
+    from airflow_provider_prefs.bulk.progress import BulkProgress
     from airflow_provider_prefs.hooks.base import PrefsApiHook
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
@@ -31,7 +31,7 @@ def open_items(items: Any) -> Iterator[Any]:
     text, or the path of a ``.jsonl`` file (streamed; a line that is not JSON becomes that line's
     failure row). Anything unusable raises :class:`InvalidInputError` here, before anything is sent.
     """
-    from airflow_provider_prefs.bulk import quote_item
+    from airflow_provider_prefs.bulk.runner import quote_item
     from airflow_provider_prefs.errors import InvalidInputError
 
     if isinstance(items, str | Path) and str(items).endswith(".jsonl"):
@@ -52,7 +52,7 @@ def open_items(items: Any) -> Iterator[Any]:
 
 
 def _jsonl_items(path: Path) -> Iterator[Any]:
-    from airflow_provider_prefs.bulk import BadItem
+    from airflow_provider_prefs.bulk.runner import BadItem
 
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
@@ -118,8 +118,8 @@ class BulkPatchOperatorBase(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Apply every item (resuming an earlier try), push the report, fail at the end if any item failed."""
-        from airflow_provider_prefs.bulk import failed_outcome
-        from airflow_provider_prefs.bulk_progress import BulkProgress
+        from airflow_provider_prefs.bulk.progress import BulkProgress
+        from airflow_provider_prefs.bulk.runner import failed_outcome
         from airflow_provider_prefs.errors import PrefsError
         from airflow_provider_prefs.models import BulkReport
         from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint

@@ -15,8 +15,8 @@ from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+    from airflow_provider_prefs.patching.changes import Resource
 
 
 def default_deferrable() -> bool:

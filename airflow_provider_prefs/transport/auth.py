@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from airflow_provider_prefs.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.token_cache import SharedTokenCache
+    from airflow_provider_prefs.transport.token_cache import SharedTokenCache
 
 #: Renew a cached token this many seconds before the server says it expires.
 EXPIRY_SKEW_SECONDS = 60.0
@@ -129,7 +129,7 @@ class StaticToken(TokenProvider):
 class ClientCredentialsToken(TokenProvider):
     """OAuth client credentials, one cached token shared by all threads of a hook.
 
-    With ``shared`` (a :class:`~airflow_provider_prefs.token_cache.SharedTokenCache`), the token is
+    With ``shared`` (a :class:`~airflow_provider_prefs.transport.token_cache.SharedTokenCache`), the token is
     also shared with the other task processes of the worker instead of fetched once per process.
     """
 
