@@ -180,36 +180,10 @@ UI_FIELD_BEHAVIOUR: dict[str, dict[str, Any]] = {
 }
 
 
-def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
-    """The behaviour dict in the snake_case form that ``get_ui_field_behaviour()`` returns."""
-    return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR[conn_type].items()}
-
-
 CONN_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
     ADOBE_CONN_TYPE: ADOBE_CONN_FIELDS,
     MYPREFERENCES_CONN_TYPE: MYPREFERENCES_CONN_FIELDS,
 }
-
-
-def connection_form_widgets(conn_type: str) -> dict[str, Any]:
-    """WTForms widgets for Airflow before 3.2, built from the same declarations as ``conn-fields``."""
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-    from flask_babel import lazy_gettext
-    from wtforms import BooleanField, IntegerField, StringField
-
-    widgets: dict[str, Any] = {}
-    for name, field in CONN_FIELDS[conn_type].items():
-        types = field["schema"].get("type")
-        kind = types[0] if isinstance(types, list) else types
-        label = lazy_gettext(field.get("label", name))
-        description = field.get("description", "")
-        if kind == "boolean":
-            widgets[name] = BooleanField(label, description=description, default=field["schema"].get("default"))
-        elif kind == "integer":
-            widgets[name] = IntegerField(label, description=description, widget=BS3TextFieldWidget())
-        else:
-            widgets[name] = StringField(label, description=description, widget=BS3TextFieldWidget())
-    return widgets
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -62,7 +62,7 @@ def journal(sandbox: Any, route: str | None = None) -> list[dict[str, Any]]:
 @pytest.fixture(autouse=True)
 def _fresh_shared_tokens() -> Iterator[None]:
     """Hooks of one process share tokens per credentials; a test must not inherit another's token."""
-    from airflow_provider_prefs.auth import forget_shared_tokens
+    from airflow_provider_prefs.transport.auth import forget_shared_tokens
 
     forget_shared_tokens()
     yield

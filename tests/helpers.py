@@ -32,11 +32,9 @@ def set_connection(
 
 
 def airflow_exception(name: str) -> Any:
-    """An Airflow exception class from the Task SDK (Airflow 3) or ``airflow.exceptions`` (Airflow 2)."""
-    try:
-        import airflow.sdk.exceptions as exceptions
-    except ImportError:
-        import airflow.exceptions as exceptions  # type: ignore[no-redef]
+    """An Airflow exception class from the Task SDK."""
+    import airflow.sdk.exceptions as exceptions
+
     return getattr(exceptions, name)
 
 

@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from conftest import journal
 
-from airflow_provider_prefs._compat import fail_task_exception
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook
 from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
 from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
@@ -87,7 +87,7 @@ def test_any_exception_in_the_trigger_becomes_an_error_event(connections: Any, m
         "message": "profile Email:'Ada@Example.com': the wait failed in the triggerer: RuntimeError: kaboom",
     }
     sensor = ProfileUpdateStatusSensor(task_id="w", **ADA)
-    with pytest.raises(fail_task_exception(), match="RuntimeError: kaboom"):
+    with pytest.raises(AirflowFailException, match="RuntimeError: kaboom"):
         sensor.execute_complete({}, event)
 
 

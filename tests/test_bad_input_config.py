@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from corpus import BadInput, check
 from helpers import set_connection
 
-from airflow_provider_prefs._compat import fail_task_exception
 from airflow_provider_prefs.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -29,7 +29,6 @@ from airflow_provider_prefs.errors import (
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 
-AirflowFailException = fail_task_exception()
 BAD = "bad_conn"
 ADOBE = "adobe_offer_library_default"
 MP = "mypreferences_default"

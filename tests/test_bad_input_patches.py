@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.providers.common.compat.sdk import AirflowFailException
 from corpus import BadInput, check
 
-from airflow_provider_prefs._compat import fail_task_exception
 from airflow_provider_prefs.errors import (
     ConfigurationError,
     InvalidArgumentError,
@@ -34,7 +34,6 @@ from airflow_provider_prefs.operators import FallbackOfferPatchOperator, Profile
 from airflow_provider_prefs.sandbox import connections as creds
 from airflow_provider_prefs.sensors.profile_status import ProfileUpdateStatusSensor
 
-AirflowFailException = fail_task_exception()
 OFFER = "fallbackOffer1234"
 ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 #: Token + GET: what a desired state costs before anything can be compared with the current document.
@@ -852,7 +851,7 @@ def test_long_id_is_truncated_in_service_errors(connections: Any) -> None:
 
 def test_request_limit_is_checked_by_the_client_before_sending(connections: Any) -> None:
     """The client refuses an over-limit body itself, for callers that bypass the hooks' patch methods."""
-    from airflow_provider_prefs.http_client import ApiRequest
+    from airflow_provider_prefs.transport.client import ApiRequest
 
     hook = OfferLibraryHook(transport_overrides={"max_request_bytes": 100})
     url = hook.offer_url(OFFER)

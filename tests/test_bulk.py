@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_prefs._compat import fail_task_exception
-from airflow_provider_prefs.bulk import run_bulk
+from airflow_provider_prefs.bulk.runner import run_bulk
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.models import PatchOutcome
@@ -103,7 +103,7 @@ def test_bulk_operator_fails_at_the_end_listing_failures(connections: Any) -> No
         {"alternate_id": "ghost@example.com", "patch": [{"op": "replace", "path": "/CustomerType", "value": "X"}]},
         {"alternate_id": EMAILS[0], "patch": [{"op": "replace", "path": "/CustomerType", "value": "Marketing"}]},
     ]
-    with pytest.raises(fail_task_exception()) as info:
+    with pytest.raises(AirflowFailException) as info:
         BulkProfilePatchOperator(task_id="bulk", items=items, alternate_id_type="Email").execute({})
     assert "1 of 2 item(s) failed (1 applied" in str(info.value) and "ghost@example.com" in str(info.value)
     # The good item was applied even though another failed.
@@ -158,7 +158,7 @@ def test_a_bad_bulk_item_is_a_failure_row_and_the_rest_is_applied(
     ti = FakeTi()
     items = [bad, {"alternate_id": GOOD_ID, "patch": GOOD_PATCH}]
     operator = BulkProfilePatchOperator(task_id="bulk", items=items, alternate_id_type="Email", max_concurrency=2)
-    with pytest.raises(fail_task_exception()) as info:
+    with pytest.raises(AirflowFailException) as info:
         operator.execute({"ti": ti})
     report = ti.xcom["bulk_report"]
     assert (report["total"], report["applied"], report["failed"]) == (2, 1, 1), report
@@ -172,7 +172,7 @@ def test_a_bad_bulk_item_is_a_failure_row_and_the_rest_is_applied(
 
 def test_a_huge_bad_item_is_quoted_truncated(connections: Any) -> None:
     ti = FakeTi()
-    with pytest.raises(fail_task_exception()):
+    with pytest.raises(AirflowFailException):
         BulkProfilePatchOperator(task_id="bulk", items=[["x" * 100_000]], alternate_id_type="Email").execute({"ti": ti})
     row = ti.xcom["bulk_report"]["failures"][0]
     assert len(row["target"]) <= 400 and row["target"].endswith("...")
@@ -180,7 +180,7 @@ def test_a_huge_bad_item_is_quoted_truncated(connections: Any) -> None:
 
 @pytest.mark.parametrize("items", ["garbage", "[1, 2", 42, {"alternate_id": GOOD_ID}, "/nowhere/items.jsonl"])
 def test_unusable_items_fail_before_any_request(connections: Any, items: Any) -> None:
-    with pytest.raises(fail_task_exception()) as info:
+    with pytest.raises(AirflowFailException) as info:
         BulkProfilePatchOperator(task_id="bulk", items=items, alternate_id_type="Email").execute({"ti": FakeTi()})
     assert "items" in str(info.value)
     assert connections.state.journal() == []
@@ -191,7 +191,7 @@ def test_a_bad_jsonl_line_is_a_failure_row_naming_its_line(connections: Any, tmp
     good = json.dumps({"alternate_id": GOOD_ID, "patch": GOOD_PATCH})
     path.write_text(f"{good}\n{{broken\n\n{good}\n")
     ti = FakeTi()
-    with pytest.raises(fail_task_exception()):
+    with pytest.raises(AirflowFailException):
         BulkProfilePatchOperator(task_id="bulk", items=str(path), alternate_id_type="Email").execute({"ti": ti})
     report = ti.xcom["bulk_report"]
     assert (report["total"], report["applied"], report["failed"]) == (3, 2, 1)
@@ -204,7 +204,7 @@ def test_an_items_iterable_that_breaks_midway_still_reports(connections: Any) ->
         raise OSError("disk went away")
 
     ti = FakeTi()
-    with pytest.raises(fail_task_exception()):
+    with pytest.raises(AirflowFailException):
         BulkProfilePatchOperator(task_id="bulk", items=items(), alternate_id_type="Email").execute({"ti": ti})
     report = ti.xcom["bulk_report"]
     assert report["applied"] == 1 and "disk went away" in report["failures"][0]["error"]

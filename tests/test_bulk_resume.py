@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_prefs.bulk_progress import STATE_KEY, BulkProgress
+from airflow_provider_prefs.bulk.progress import STATE_KEY, BulkProgress
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 
 PROFILES = 40

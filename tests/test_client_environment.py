@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_prefs.auth import StaticToken
-from airflow_provider_prefs.http_client import ApiClient, ApiRequest, ClientSettings
+from airflow_provider_prefs.transport.auth import StaticToken
+from airflow_provider_prefs.transport.client import ApiClient, ApiRequest, ClientSettings
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 

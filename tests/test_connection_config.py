@@ -35,10 +35,7 @@ FIELDS = [(conn_type, name) for conn_type, fields in CONN_FIELDS.items() for nam
 
 def ui_masker() -> Any:
     """The masker the Airflow API server applies to connection extras, with its default sensitive names."""
-    try:
-        from airflow._shared.secrets_masker.secrets_masker import DEFAULT_SENSITIVE_FIELDS, SecretsMasker
-    except ImportError:  # Airflow 2
-        from airflow.utils.log.secrets_masker import DEFAULT_SENSITIVE_FIELDS, SecretsMasker  # type: ignore[no-redef]
+    from airflow._shared.secrets_masker.secrets_masker import DEFAULT_SENSITIVE_FIELDS, SecretsMasker
 
     masker = SecretsMasker()
     masker.sensitive_variables_fields = list(DEFAULT_SENSITIVE_FIELDS)
@@ -168,10 +165,7 @@ def test_masker_stays_bounded_over_800_hooks(connections: Any, conn_id: str) -> 
     """Each new hook used to fetch (and register with the secrets masker) a token of its own; the
     masker recompiles one pattern over every secret it holds, so a long-lived process slowed down
     with every hook. Hooks of one process now share the token of the same credentials."""
-    try:
-        from airflow.sdk._shared.secrets_masker import _secrets_masker
-    except ImportError:  # Airflow 2
-        from airflow.utils.log.secrets_masker import _secrets_masker  # type: ignore[no-redef]
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
 
     hook_class: type[OfferLibraryHook | MyPreferencesHook] = (
         OfferLibraryHook if conn_id.startswith("adobe") else MyPreferencesHook

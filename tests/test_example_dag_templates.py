@@ -26,10 +26,7 @@ LOGICAL = datetime(2026, 11, 25, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def dags() -> dict[str, Any]:
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # pragma: no cover - Airflow 2
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from helpers import set_connection
 
-from airflow_provider_prefs.changes import apply_change
 from airflow_provider_prefs.errors import PrefsError
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
+from airflow_provider_prefs.patching.changes import apply_change
 
 LATE = 1.4  # seconds a delayed request or answer is held back; the client times out after 1 s
 PATCH_FAULTS = [  # the first rule that fires wins, so later rules fire a little less often than written

@@ -8,19 +8,19 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from airflow_provider_prefs.changes import Resource, plan_change, send_change
 from airflow_provider_prefs.errors import (
     BadRequestError,
     ConcurrentModificationError,
     ConflictError,
     OutcomeUnknownError,
 )
-from airflow_provider_prefs.exactly_once import PatchResult, send_exactly_once
-from airflow_provider_prefs.guards import add_guards, needs_guard, prepare, safe_to_resend
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.models import PatchOutcome
-from airflow_provider_prefs.patching import OFFER_RULES, PROFILE_RULES, Patch
+from airflow_provider_prefs.patching.changes import Resource, plan_change, send_change
+from airflow_provider_prefs.patching.exactly_once import PatchResult, send_exactly_once
+from airflow_provider_prefs.patching.guards import add_guards, needs_guard, prepare, safe_to_resend
+from airflow_provider_prefs.patching.rules import OFFER_RULES, PROFILE_RULES, Patch
 
 OFFER: dict[str, Any] = {"id": "o1", "etag": 3, "name": "Old", "labels": ["a"], "tags": {"k": [1, 2]}}
 PROFILE: dict[str, Any] = {

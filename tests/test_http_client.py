@@ -14,8 +14,8 @@ from airflow_provider_prefs.errors import (
     RateLimitedError,
     vendor_message,
 )
-from airflow_provider_prefs.http_client import ApiRequest, Attempts, Outcome, decide
-from airflow_provider_prefs.retry import BackoffGate, RetryPolicy, parse_retry_after
+from airflow_provider_prefs.transport.client import ApiRequest, Attempts, Outcome, decide
+from airflow_provider_prefs.transport.retry import BackoffGate, RetryPolicy, parse_retry_after
 
 GET = ApiRequest("GET", "https://x/offers/1", action="GET offer '1'")
 PATCH = ApiRequest("PATCH", "https://x/offers/1", action="PATCH offer '1'", resends_safely=False)

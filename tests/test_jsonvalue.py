@@ -8,7 +8,13 @@ import pytest
 
 from airflow_provider_prefs.errors import InvalidInputError, PatchValidationError, quoted, shorten
 from airflow_provider_prefs.jsonvalue import MAX_JSON_DEPTH, check_json_value, encode_json, parse_json_text
-from airflow_provider_prefs.patching import OFFER_RULES, PROFILE_RULES, plan_patch, validate_desired, validate_patch
+from airflow_provider_prefs.patching.rules import (
+    OFFER_RULES,
+    PROFILE_RULES,
+    plan_patch,
+    validate_desired,
+    validate_patch,
+)
 
 
 def nested(depth: int) -> Any:

@@ -7,14 +7,13 @@ import json
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from conftest import journal
 
-from airflow_provider_prefs._compat import fail_task_exception
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.operators import FallbackOfferPatchOperator, ProfilePatchOperator
 
-AirflowFailException = fail_task_exception()
 ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 
 

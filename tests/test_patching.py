@@ -9,8 +9,8 @@ import jsonpatch
 import pytest
 
 from airflow_provider_prefs.errors import PatchValidationError
-from airflow_provider_prefs.exactly_once import Verdict, judge, needs_base
-from airflow_provider_prefs.patching import (
+from airflow_provider_prefs.patching.exactly_once import Verdict, judge, needs_base
+from airflow_provider_prefs.patching.rules import (
     OFFER_RULES,
     PROFILE_RULES,
     first_misordered_remove,

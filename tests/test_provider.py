@@ -61,8 +61,7 @@ def test_dag_file_imports_stay_light(module: str) -> None:
     """Importing operators/sensors must not drag in the HTTP stack, jsonpatch or the sandbox."""
     code = (
         "import sys\n"
-        "try:\n    import airflow.sdk\n"  # what a DAG file imports first on Airflow 3 ...
-        "except ImportError:\n    import airflow.models.baseoperator, airflow.sensors.base\n"  # ... and on 2
+        "import airflow.sdk\n"  # what a DAG file imports first
         "before = set(sys.modules)\n"
         f"import {module}\n"
         "heavy = {'requests', 'httpx', 'jsonpatch', 'fastapi', 'uvicorn', 'airflow_provider_prefs.hooks.base'}\n"
@@ -73,11 +72,7 @@ def test_dag_file_imports_stay_light(module: str) -> None:
 
 
 def test_example_dags_parse_without_errors() -> None:
-    pytest.importorskip("airflow.sdk", reason="the example DAGs are written for Airflow 3")
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 2
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags_examples"))
     assert bag.import_errors == {}

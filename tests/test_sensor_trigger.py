@@ -8,16 +8,15 @@ import time
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from conftest import journal
 from helpers import airflow_exception, set_connection
 
-from airflow_provider_prefs._compat import fail_task_exception
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.operators import ProfilePatchOperator
 from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
 from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
 
-AirflowFailException = fail_task_exception()
 ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 
 
@@ -48,7 +47,6 @@ class RescheduleTI:
 
 
 def test_reschedule_mode_reschedules_then_completes(connections: Any) -> None:
-    pytest.importorskip("airflow.sdk", reason="Airflow 2 reads reschedule history from its metadata database")
     AirflowRescheduleException = airflow_exception("AirflowRescheduleException")
 
     make_pending(connections, delay=0.5)

@@ -12,15 +12,14 @@ import time
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from conftest import journal
 from helpers import FakeTaskStateStore, airflow_exception
 
-from airflow_provider_prefs._compat import fail_task_exception
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.operators import FallbackOfferPatchOperator, ProfilePatchOperator
 from airflow_provider_prefs.update_status import UpdateStatusTimeoutError
 
-AirflowFailException = fail_task_exception()
 ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 APPEND: list[dict[str, Any]] = [
     {"op": "add", "path": "/CustomFields/-", "value": {"Name": "Campaign", "Value": "Spring"}}

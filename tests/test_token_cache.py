@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from conftest import FAST_TRANSPORT, journal
 
-from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToken, parse_token_answer
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.sandbox.connections import ADOBE_CLIENT_SECRET, MP_OAUTH_CLIENT_SECRET, airflow_conn_env
-from airflow_provider_prefs.token_cache import SharedTokenCache, entry_name
+from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken, parse_token_answer
+from airflow_provider_prefs.transport.token_cache import SharedTokenCache, entry_name
 
 #: What one task process does: build a fresh hook, make one call, exit.
 TASK_SCRIPT = """

@@ -7,9 +7,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.sdk import BaseHook
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airflow_provider_prefs._compat import BaseHook, mask_secret
 from airflow_provider_prefs.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -20,17 +21,18 @@ from airflow_provider_prefs.errors import (
 )
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES
 from airflow_provider_prefs.models import PatchOutcome
-from airflow_provider_prefs.retry import RetryPolicy
+from airflow_provider_prefs.transport.auth import mask_secret
+from airflow_provider_prefs.transport.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.auth import TokenProvider
-    from airflow_provider_prefs.bulk import BulkItem
-    from airflow_provider_prefs.bulk_progress import BulkProgress
-    from airflow_provider_prefs.changes import Resource
-    from airflow_provider_prefs.exactly_once import PatchResult
-    from airflow_provider_prefs.http_client import ApiClient, ApiRequest, ClientSettings
+    from airflow_provider_prefs.bulk.progress import BulkProgress
+    from airflow_provider_prefs.bulk.runner import BulkItem
     from airflow_provider_prefs.models import BulkReport
-    from airflow_provider_prefs.patching import Patch, PatchRules
+    from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.exactly_once import PatchResult
+    from airflow_provider_prefs.patching.rules import Patch, PatchRules
+    from airflow_provider_prefs.transport.auth import TokenProvider
+    from airflow_provider_prefs.transport.client import ApiClient, ApiRequest, ClientSettings
 
 
 class TransportSettings(BaseModel):
@@ -51,7 +53,7 @@ class TransportSettings(BaseModel):
     #: Largest request body sent; checked before sending (a 20 MB value is refused, not applied).
     max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, gt=0)
     pool_size: int = Field(default=16, ge=1)
-    #: Share OAuth tokens with the worker's other task processes (see token_cache.py); False = per process.
+    #: Share OAuth tokens with the worker's other task processes (see transport/token_cache.py); False = per process.
     share_across_tasks: bool = True
 
     def retry_policy(self) -> RetryPolicy:
@@ -68,7 +70,7 @@ class TransportSettings(BaseModel):
         self, base_headers: Mapping[str, str], status_hints: Mapping[int, str] | None = None
     ) -> ClientSettings:
         """Settings for :class:`ApiClient` / :class:`AsyncApiClient`."""
-        from airflow_provider_prefs.http_client import ClientSettings
+        from airflow_provider_prefs.transport.client import ClientSettings
 
         verify: bool | str = self.ca_bundle or True
         if not self.verify_tls:
@@ -264,7 +266,7 @@ class PrefsApiHook(BaseHook):
     """Base of both service hooks: connection parsing, secret masking, one client, exactly-once patches.
 
     Subclasses describe their service (connection fields, headers, token source, patch rules); all
-    I/O goes through :class:`~airflow_provider_prefs.http_client.ApiClient`.
+    I/O goes through :class:`~airflow_provider_prefs.transport.client.ApiClient`.
     """
 
     conn_name_attr: ClassVar[str] = "conn_id"
@@ -301,8 +303,8 @@ class PrefsApiHook(BaseHook):
     @cached_property
     def client(self) -> ApiClient:
         """The one client (and ``requests.Session``) every call of this hook goes through."""
-        from airflow_provider_prefs.auth import shared_token_provider
-        from airflow_provider_prefs.http_client import ApiClient
+        from airflow_provider_prefs.transport.auth import shared_token_provider
+        from airflow_provider_prefs.transport.client import ApiClient
 
         settings = self.transport.client_settings(self.base_headers(), self.status_hints())
         return ApiClient(settings, shared_token_provider(self.token_provider()))
@@ -331,7 +333,7 @@ class PrefsApiHook(BaseHook):
     def checked_patch(self, patch: Any, action: str) -> Patch:
         """``patch`` validated against this service's rules and its body size against ``max_request_bytes``."""
         from airflow_provider_prefs.jsonvalue import encode_json
-        from airflow_provider_prefs.patching import validate_patch
+        from airflow_provider_prefs.patching.rules import validate_patch
 
         ops = validate_patch(patch, self.patch_rules)
         encode_json(ops, limit=self.transport.max_request_bytes, what=action)
@@ -348,9 +350,9 @@ class PrefsApiHook(BaseHook):
 
         Returns the operations to send and the document they were planned against; reads the
         resource only for a patch that needs a guard and no ``base`` was given
-        (:mod:`~airflow_provider_prefs.guards`).
+        (:mod:`~airflow_provider_prefs.patching.guards`).
         """
-        from airflow_provider_prefs.guards import prepare
+        from airflow_provider_prefs.patching.guards import prepare
 
         return prepare(self.checked_patch(patch, action), self.patch_rules, read, base)
 
@@ -362,8 +364,11 @@ class PrefsApiHook(BaseHook):
         read: Callable[[], dict[str, Any]],
         base: dict[str, Any] | None = None,
     ) -> PatchResult:
-        """Send exactly ``ops`` (already prepared), applied once (see :mod:`airflow_provider_prefs.exactly_once`)."""
-        from airflow_provider_prefs.exactly_once import send_exactly_once
+        """Send exactly ``ops`` (already prepared), applied once.
+
+        See :mod:`airflow_provider_prefs.patching.exactly_once`.
+        """
+        from airflow_provider_prefs.patching.exactly_once import send_exactly_once
 
         return send_exactly_once(
             action=request.action,
@@ -390,13 +395,13 @@ class PrefsApiHook(BaseHook):
         ``resource_of`` turns one input item into the resource and its ``patch``/``desired`` change.
         Concurrency is capped at the connection pool size so no connection is opened and dropped.
 
-        :param progress: the run's checkpoint (see :mod:`airflow_provider_prefs.bulk_progress`): items
+        :param progress: the run's checkpoint (see :mod:`airflow_provider_prefs.bulk.progress`): items
             an earlier try finished are skipped, items it left in flight are re-judged and their
             recorded operations resent only if they did not land; each new item's operations are
             stored before they are sent.
         """
-        from airflow_provider_prefs.bulk import numbered, run_bulk
-        from airflow_provider_prefs.bulk_progress import BulkProgress
+        from airflow_provider_prefs.bulk.progress import BulkProgress
+        from airflow_provider_prefs.bulk.runner import numbered, run_bulk
         from airflow_provider_prefs.models import BulkReport
 
         if max_concurrency > self.transport.pool_size:
@@ -443,8 +448,8 @@ class PrefsApiHook(BaseHook):
         dry_run: bool,
     ) -> PatchOutcome:
         """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops."""
-        from airflow_provider_prefs.bulk import BadItem, failed_outcome
-        from airflow_provider_prefs.changes import plan_change, send_change
+        from airflow_provider_prefs.bulk.runner import BadItem, failed_outcome
+        from airflow_provider_prefs.patching.changes import plan_change, send_change
 
         if isinstance(work.item, BadItem):
             return PatchOutcome(status="failed", target=work.label, error=work.item.error)
@@ -463,8 +468,8 @@ class PrefsApiHook(BaseHook):
 
     def _resume_item(self, resource: Resource, target: str, ops: Patch) -> PatchOutcome:
         """An item an earlier try was sending when it stopped: find out whether it landed, resend if not."""
-        from airflow_provider_prefs.changes import PlannedChange, send_change
-        from airflow_provider_prefs.exactly_once import Verdict, judge
+        from airflow_provider_prefs.patching.changes import PlannedChange, send_change
+        from airflow_provider_prefs.patching.exactly_once import Verdict, judge
 
         current = resource.read()
         verdict, why = judge(ops, current, resource.rules, version_key=self.version_key)
@@ -533,12 +538,8 @@ def load_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
 async def aload_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
     """Async twin of :func:`load_connection` for triggers."""
     try:
-        if hasattr(BaseHook, "aget_connection"):
-            conn = await BaseHook.aget_connection(conn_id)
-        else:  # Airflow 2.10
-            from asgiref.sync import sync_to_async
-
-            conn = await sync_to_async(BaseHook.get_connection)(conn_id)
+        # common-compat picks the async lookup that does not deadlock on this Airflow version.
+        conn = await get_async_connection(conn_id)
     except Exception as exc:
         if _is_missing(exc):
             raise ConfigurationError(missing_connection_message(conn_id, hook_class)) from None

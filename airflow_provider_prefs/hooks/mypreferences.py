@@ -13,9 +13,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToken, StaticToken, TokenProvider
 from airflow_provider_prefs.errors import ConfigurationError, NotFoundError, PrefsError, quoted, shorten
-from airflow_provider_prefs.exactly_once import PatchResult
 from airflow_provider_prefs.hooks.base import (
     ConnectionExtras,
     PrefsApiHook,
@@ -26,20 +24,22 @@ from airflow_provider_prefs.hooks.base import (
     parse_transport,
     require_id,
 )
-from airflow_provider_prefs.http_client import ApiRequest, AsyncApiClient
-from airflow_provider_prefs.patching import PROFILE_RULES, Patch
+from airflow_provider_prefs.patching.exactly_once import PatchResult
+from airflow_provider_prefs.patching.rules import PROFILE_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     DEFAULT_PROFILE_PATH,
     MYPREFERENCES_CONN_TYPE,
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
-from airflow_provider_prefs.token_cache import shared_cache
+from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken, StaticToken, TokenProvider
+from airflow_provider_prefs.transport.client import ApiRequest, AsyncApiClient
+from airflow_provider_prefs.transport.token_cache import shared_cache
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk_progress import BulkProgress
-    from airflow_provider_prefs.changes import Resource
+    from airflow_provider_prefs.bulk.progress import BulkProgress
     from airflow_provider_prefs.models import BulkReport
+    from airflow_provider_prefs.patching.changes import Resource
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
 PROFILE_ITEM_SHAPE = (
@@ -138,7 +138,7 @@ class MyPreferencesSettings(BaseModel):
     def token_provider(self, *, share: bool = True) -> TokenProvider:
         """A static bearer token, or OAuth client credentials cached until expiry.
 
-        ``share`` puts OAuth tokens in the worker-wide :mod:`~airflow_provider_prefs.token_cache`.
+        ``share`` puts OAuth tokens in the worker-wide :mod:`~airflow_provider_prefs.transport.token_cache`.
         """
         if self.auth_type == "oauth":
             assert self.oauth_client_id and self.oauth_client_secret and self.oauth_endpoint
@@ -206,21 +206,6 @@ class MyPreferencesHook(PrefsApiHook):
     hook_name = "PossibleNOW MyPreferences"
     patch_rules = PROFILE_RULES
 
-    # Older Airflow looks for these two in the class's own __dict__, so each hook defines them.
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra form fields for Airflow before 3.2 (newer versions read ``conn-fields``)."""
-        from airflow_provider_prefs.provider_info import connection_form_widgets
-
-        return connection_form_widgets(cls.conn_type)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Form behaviour for Airflow versions that read it from the hook."""
-        from airflow_provider_prefs.provider_info import ui_field_behaviour
-
-        return ui_field_behaviour(cls.conn_type)
-
     @cached_property
     def settings(self) -> MyPreferencesSettings:
         """The parsed connection."""
@@ -265,9 +250,9 @@ class MyPreferencesHook(PrefsApiHook):
         return self.send_patch(request, ops, read=lambda: self.get_profile(alternate_id, alternate_id_type), base=base)
 
     def profile(self, alternate_id: str, alternate_id_type: str) -> Resource:
-        """The profile as a :class:`~airflow_provider_prefs.changes.Resource` for :func:`apply_change`."""
-        from airflow_provider_prefs.changes import Resource
+        """The profile as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
         from airflow_provider_prefs.models import profile_summary
+        from airflow_provider_prefs.patching.changes import Resource
 
         require_id(alternate_id, "alternate_id")
         require_id(alternate_id_type, "alternate_id_type")
@@ -298,7 +283,7 @@ class MyPreferencesHook(PrefsApiHook):
         :param progress: checkpoint to resume from and record into (see :meth:`bulk_apply`).
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
-        from airflow_provider_prefs.bulk import item_tuple
+        from airflow_provider_prefs.bulk.runner import item_tuple
 
         def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
             if isinstance(item, dict):

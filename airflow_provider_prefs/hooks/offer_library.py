@@ -9,9 +9,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from airflow_provider_prefs.auth import ClientCredentials, ClientCredentialsToken, TokenProvider
 from airflow_provider_prefs.errors import quoted
-from airflow_provider_prefs.exactly_once import PatchResult
 from airflow_provider_prefs.hooks.base import (
     ConnectionExtras,
     PrefsApiHook,
@@ -20,20 +18,22 @@ from airflow_provider_prefs.hooks.base import (
     parse_model,
     require_id,
 )
-from airflow_provider_prefs.http_client import ApiRequest
-from airflow_provider_prefs.patching import OFFER_RULES, Patch
+from airflow_provider_prefs.patching.exactly_once import PatchResult
+from airflow_provider_prefs.patching.rules import OFFER_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     ADOBE_CONN_TYPE,
     DEFAULT_IMS_TOKEN_URL,
     DEFAULT_PLATFORM_URL,
     DEFAULT_SCOPES,
 )
-from airflow_provider_prefs.token_cache import shared_cache
+from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken, TokenProvider
+from airflow_provider_prefs.transport.client import ApiRequest
+from airflow_provider_prefs.transport.token_cache import shared_cache
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk_progress import BulkProgress
-    from airflow_provider_prefs.changes import Resource
+    from airflow_provider_prefs.bulk.progress import BulkProgress
     from airflow_provider_prefs.models import BulkReport
+    from airflow_provider_prefs.patching.changes import Resource
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
 OFFER_ITEM_SHAPE = "a dict with offer_id and patch or desired, or an (offer_id, patch) pair"
@@ -105,21 +105,6 @@ class OfferLibraryHook(PrefsApiHook):
     hook_name = "Adobe Journey Optimizer Offer Library"
     patch_rules = OFFER_RULES
     version_key = "etag"
-
-    # Older Airflow looks for these two in the class's own __dict__, so each hook defines them.
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra form fields for Airflow before 3.2 (newer versions read ``conn-fields``)."""
-        from airflow_provider_prefs.provider_info import connection_form_widgets
-
-        return connection_form_widgets(cls.conn_type)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Form behaviour for Airflow versions that read it from the hook."""
-        from airflow_provider_prefs.provider_info import ui_field_behaviour
-
-        return ui_field_behaviour(cls.conn_type)
 
     @cached_property
     def settings(self) -> OfferLibrarySettings:
@@ -197,9 +182,9 @@ class OfferLibraryHook(PrefsApiHook):
         return self.send_patch(request, ops, read=lambda: self.get_offer(offer_id), base=base)
 
     def offer(self, offer_id: str) -> Resource:
-        """The offer as a :class:`~airflow_provider_prefs.changes.Resource` for :func:`apply_change`."""
-        from airflow_provider_prefs.changes import Resource
+        """The offer as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
         from airflow_provider_prefs.models import OfferMetadata
+        from airflow_provider_prefs.patching.changes import Resource
 
         require_id(offer_id, "offer_id", path_segment=True)
         return Resource(
@@ -226,7 +211,7 @@ class OfferLibraryHook(PrefsApiHook):
         :param progress: checkpoint to resume from and record into (see :meth:`bulk_apply`).
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
-        from airflow_provider_prefs.bulk import item_tuple
+        from airflow_provider_prefs.bulk.runner import item_tuple
 
         def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
             if isinstance(item, dict):

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import BaseOperator
+
 from airflow_provider_prefs.operators.arguments import check_change_arguments
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.hooks.base import PrefsApiHook
     from airflow_provider_prefs.models import PatchOutcome
     from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+    from airflow_provider_prefs.patching.changes import Resource
 
 #: Task state store keys of a patch task: ``patch.intent`` before sending, ``patch.outcome`` after.
 CHECKPOINT_NAMESPACE = "patch"
@@ -113,7 +115,7 @@ class PatchOperatorBase(BaseOperator):
             if exc.retryable:
                 raise
             # Bad input and 4xx answers fail the same way every time: do not burn task retries.
-            raise fail_task_exception()(str(exc)) from exc
+            raise AirflowFailException(str(exc)) from exc
         finally:
             self.get_hook().close()
         result = outcome.to_xcom()
@@ -122,9 +124,9 @@ class PatchOperatorBase(BaseOperator):
         return result
 
     def _patch_once(self, checkpoint: TaskCheckpoint) -> PatchOutcome:
-        from airflow_provider_prefs.changes import plan_change, send_change
         from airflow_provider_prefs.errors import PrefsError
-        from airflow_provider_prefs.resume import intent_record, planned_from_intent, resume_change, with_base
+        from airflow_provider_prefs.patching.changes import plan_change, send_change
+        from airflow_provider_prefs.patching.resume import intent_record, planned_from_intent, resume_change, with_base
 
         resource = self.resource()
         planned = planned_from_intent(checkpoint.get(INTENT_KEY), resource, self.log)

@@ -8,11 +8,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_prefs._compat import BaseOperator, fail_task_exception
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import BaseOperator
+
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE, MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk_progress import BulkProgress
+    from airflow_provider_prefs.bulk.progress import BulkProgress
     from airflow_provider_prefs.hooks.base import PrefsApiHook
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
@@ -29,7 +31,7 @@ def open_items(items: Any) -> Iterator[Any]:
     text, or the path of a ``.jsonl`` file (streamed; a line that is not JSON becomes that line's
     failure row). Anything unusable raises :class:`InvalidInputError` here, before anything is sent.
     """
-    from airflow_provider_prefs.bulk import quote_item
+    from airflow_provider_prefs.bulk.runner import quote_item
     from airflow_provider_prefs.errors import InvalidInputError
 
     if isinstance(items, str | Path) and str(items).endswith(".jsonl"):
@@ -50,7 +52,7 @@ def open_items(items: Any) -> Iterator[Any]:
 
 
 def _jsonl_items(path: Path) -> Iterator[Any]:
-    from airflow_provider_prefs.bulk import BadItem
+    from airflow_provider_prefs.bulk.runner import BadItem
 
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
@@ -116,8 +118,8 @@ class BulkPatchOperatorBase(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Apply every item (resuming an earlier try), push the report, fail at the end if any item failed."""
-        from airflow_provider_prefs.bulk import failed_outcome
-        from airflow_provider_prefs.bulk_progress import BulkProgress
+        from airflow_provider_prefs.bulk.progress import BulkProgress
+        from airflow_provider_prefs.bulk.runner import failed_outcome
         from airflow_provider_prefs.errors import PrefsError
         from airflow_provider_prefs.models import BulkReport
         from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
@@ -125,7 +127,7 @@ class BulkPatchOperatorBase(BaseOperator):
         try:
             items = open_items(self.items)
         except PrefsError as exc:
-            raise fail_task_exception()(str(exc)) from exc
+            raise AirflowFailException(str(exc)) from exc
         progress = BulkProgress(TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, log=self.log))
         try:
             report = self.run_bulk(items, progress)
@@ -134,9 +136,9 @@ class BulkPatchOperatorBase(BaseOperator):
             report = BulkReport(failures=[failed_outcome("bulk run", exc)])
             self._push(context, report)
             if isinstance(exc, PrefsError) and not exc.retryable:
-                raise fail_task_exception()(str(exc)) from exc
+                raise AirflowFailException(str(exc)) from exc
             if not progress.enabled:
-                raise fail_task_exception()(
+                raise AirflowFailException(
                     f"{type(exc).__name__}: {exc} (not retried: without a task state store a retry would "
                     "resend the items that were applied)"
                 ) from exc
@@ -157,7 +159,7 @@ class BulkPatchOperatorBase(BaseOperator):
         if report.failed and self.fail_on_error:
             lines = [f"  {f.target}: {f.error}" for f in report.failures[:FAILURES_IN_MESSAGE]]
             more = report.failed - len(lines)
-            raise fail_task_exception()(
+            raise AirflowFailException(
                 f"{report.failed} of {report.total} item(s) failed ({report.applied} applied, "
                 f"{report.unchanged} unchanged):\n" + "\n".join(lines) + (f"\n  ... and {more} more" if more else "")
             )

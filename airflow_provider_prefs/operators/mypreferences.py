@@ -8,14 +8,15 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_prefs._compat import fail_task_exception
+from airflow.providers.common.compat.sdk import AirflowFailException
+
 from airflow_provider_prefs.operators.arguments import check_wait_arguments
 from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+    from airflow_provider_prefs.patching.changes import Resource
 
 
 def default_deferrable() -> bool:
@@ -135,7 +136,7 @@ class ProfilePatchOperator(PatchOperatorBase):
                 lambda: self.hook.get_profile(self.alternate_id, self.alternate_id_type), self.target, self.log
             )
             if check.failure is not None:
-                raise fail_task_exception()(check.failure)
+                raise AirflowFailException(check.failure)
             if check.complete:
                 self.log.info("%s: UpdateStatus is Complete", self.target)
                 return {**result, "profile": check.summary_json()}

@@ -10,8 +10,8 @@ from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.changes import Resource
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
+    from airflow_provider_prefs.patching.changes import Resource
 
 
 class FallbackOfferPatchOperator(PatchOperatorBase):

@@ -8,12 +8,9 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_prefs._compat import (
-    BaseSensorOperator,
-    PokeReturnValue,
-    fail_task_exception,
-    sensor_timeout_exception,
-)
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
 from airflow_provider_prefs.operators.arguments import check_sensor_arguments
 from airflow_provider_prefs.operators.mypreferences import default_deferrable
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
@@ -80,7 +77,7 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
             lambda: self.hook.get_profile(self.alternate_id, self.alternate_id_type), self.target, self.log
         )
         if check.failure is not None:
-            raise fail_task_exception()(check.failure)
+            raise AirflowFailException(check.failure)
         if not check.complete:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=check.summary_json())
@@ -119,5 +116,5 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
         from airflow_provider_prefs.triggers.profile_status import summary_from_event
 
         if event and event.get("status") == "timeout":
-            raise sensor_timeout_exception()(event.get("message") or f"{self.target}: the wait timed out")
+            raise AirflowSensorTimeout(event.get("message") or f"{self.target}: the wait timed out")
         return summary_from_event(event)

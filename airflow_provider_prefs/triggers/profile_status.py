@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
@@ -108,9 +109,7 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
 
 def summary_from_event(event: dict[str, Any] | None) -> dict[str, Any]:
     """The profile summary from a success event; anything else fails the task with its message."""
-    from airflow_provider_prefs._compat import fail_task_exception
-
     if not event or event.get("status") != "success":
         message = (event or {}).get("message") or f"unexpected trigger event {event!r}"
-        raise fail_task_exception()(message)
+        raise AirflowFailException(message)
     return dict(event["profile"])

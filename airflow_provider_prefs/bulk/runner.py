@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_prefs.models import BulkReport, PatchOutcome
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk_progress import BulkProgress
+    from airflow_provider_prefs.bulk.progress import BulkProgress
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +169,10 @@ def numbered(items: Iterable[Any], progress: BulkProgress, report: BulkReport) -
     """Number the items and apply the checkpoint: skip finished ones, resume in-flight ones.
 
     Skipped items are counted into ``report`` (``skipped``, ``total``); resumed ones into ``resumed``.
-    Raises :class:`~.bulk_progress.ItemsChangedError` (stopping the run) when the items are not those
+    Raises :class:`~.progress.ItemsChangedError` (stopping the run) when the items are not those
     the checkpoint describes.
     """
-    from airflow_provider_prefs.bulk_progress import _chain, item_digest
+    from airflow_provider_prefs.bulk.progress import _chain, item_digest
 
     resume = progress.resume
     chain = ""

@@ -5,7 +5,7 @@ planned against when that is small) before sending, and the outcome after. When 
 intent but no outcome, the earlier try was cut off between sending and answering (worker killed,
 answer lost, task timed out): the change may or may not have landed. :func:`resume_change`
 re-reads the resource and judges it with the same rules as a lost answer
-(:func:`~airflow_provider_prefs.exactly_once.judge`): landed means done, not landed means the
+(:func:`~airflow_provider_prefs.patching.exactly_once.judge`): landed means done, not landed means the
 *recorded* operations are sent (never planned anew, so the guards they carry still describe the
 document they were written against), undecidable means :class:`OutcomeUnknownError`.
 """
@@ -17,10 +17,10 @@ import json
 import logging
 from typing import Any
 
-from airflow_provider_prefs.changes import PlannedChange, Resource, send_change
 from airflow_provider_prefs.errors import OutcomeUnknownError
-from airflow_provider_prefs.exactly_once import Verdict, judge, needs_base
 from airflow_provider_prefs.models import PatchOutcome
+from airflow_provider_prefs.patching.changes import PlannedChange, Resource, send_change
+from airflow_provider_prefs.patching.exactly_once import Verdict, judge, needs_base
 
 _log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ even still be held up in the service and land *after* the client re-read the res
 
 * the patch is re-read and judged (:func:`judge`): applied, surely not applied *yet*, or unknown;
 * it is resent only when a second copy cannot change the document twice
-  (:func:`~airflow_provider_prefs.guards.safe_to_resend`: guarded by ``test`` ops, which
-  :func:`~airflow_provider_prefs.guards.prepare` adds when the change is planned, or idempotent).
+  (:func:`~airflow_provider_prefs.patching.guards.safe_to_resend`: guarded by ``test`` ops, which
+  :func:`~airflow_provider_prefs.patching.guards.prepare` adds when the change is planned, or idempotent).
   An unguarded array append is never resent: a copy that is still on its way would append again;
 * a resend refused by the service (its guard broke because an earlier copy landed meanwhile) is
   judged again from a fresh read: the document holding the patched state means applied;
@@ -34,8 +34,8 @@ from airflow_provider_prefs.errors import (
     OutcomeUnknownError,
     PatchValidationError,
 )
-from airflow_provider_prefs.guards import needs_guard, repeat_changes, safe_to_resend
-from airflow_provider_prefs.patching import Patch, PatchRules, apply_patch, is_guarded
+from airflow_provider_prefs.patching.guards import needs_guard, repeat_changes, safe_to_resend
+from airflow_provider_prefs.patching.rules import Patch, PatchRules, apply_patch, is_guarded
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def judge(
     """Decide from the re-read ``current`` document whether ``ops`` was applied.
 
     NOT_APPLIED means "not applied at the time of the re-read": a held-up copy may still land, so
-    the caller resends only what :func:`~airflow_provider_prefs.guards.safe_to_resend` allows.
+    the caller resends only what :func:`~airflow_provider_prefs.patching.guards.safe_to_resend` allows.
     """
     view = rules.strip_read_only
     if base is not None:

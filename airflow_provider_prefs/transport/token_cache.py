@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_prefs.auth import AccessToken, ClientCredentials
+from airflow_provider_prefs.transport.auth import AccessToken, ClientCredentials
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,23 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import mask_secret as _airflow_mask_secret
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from airflow_provider_prefs._compat import mask_secret
 from airflow_provider_prefs.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.token_cache import SharedTokenCache
+    from airflow_provider_prefs.transport.token_cache import SharedTokenCache
 
 #: Renew a cached token this many seconds before the server says it expires.
 EXPIRY_SKEW_SECONDS = 60.0
+
+
+def mask_secret(secret: Any, name: str | None = None) -> None:
+    """Register a value with Airflow's secrets masker; empty values (no password set) are skipped,
+    so no empty mask is sent to the task supervisor."""
+    if secret:
+        _airflow_mask_secret(secret, name)
 
 
 class ClientCredentials(BaseModel):
@@ -122,7 +129,7 @@ class StaticToken(TokenProvider):
 class ClientCredentialsToken(TokenProvider):
     """OAuth client credentials, one cached token shared by all threads of a hook.
 
-    With ``shared`` (a :class:`~airflow_provider_prefs.token_cache.SharedTokenCache`), the token is
+    With ``shared`` (a :class:`~airflow_provider_prefs.transport.token_cache.SharedTokenCache`), the token is
     also shared with the other task processes of the worker instead of fetched once per process.
     """
 

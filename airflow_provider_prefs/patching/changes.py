@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_prefs.exactly_once import PatchResult
-from airflow_provider_prefs.guards import prepare
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES, encode_json, parse_json_text
 from airflow_provider_prefs.models import PatchOutcome
-from airflow_provider_prefs.patching import (
+from airflow_provider_prefs.patching.exactly_once import PatchResult
+from airflow_provider_prefs.patching.guards import prepare
+from airflow_provider_prefs.patching.rules import (
     Patch,
     PatchRules,
     plan_patch,

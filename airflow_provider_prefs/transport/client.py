@@ -23,7 +23,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from airflow_provider_prefs.auth import ClientCredentials, TokenProvider
 from airflow_provider_prefs.errors import (
     ApiConnectionError,
     ApiError,
@@ -36,7 +35,8 @@ from airflow_provider_prefs.errors import (
     vendor_message,
 )
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES, encode_json
-from airflow_provider_prefs.retry import BackoffGate, RetryPolicy, parse_retry_after
+from airflow_provider_prefs.transport.auth import ClientCredentials, TokenProvider
+from airflow_provider_prefs.transport.retry import BackoffGate, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     import httpx
