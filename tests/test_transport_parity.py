@@ -219,11 +219,7 @@ def wait_for_429(connections: Any) -> None:
     "pair",
     [
         pytest.param(sync_pair, id="sync"),
-        pytest.param(
-            async_pair,
-            id="async",
-            marks=pytest.mark.xfail(strict=True, reason="issue #14: the async client ignores the shared 429 gate"),
-        ),
+        pytest.param(async_pair, id="async"),
     ],
 )
 def test_a_429_holds_back_the_clients_other_requests(connections: Any, pair: Callable[[Any], None]) -> None:

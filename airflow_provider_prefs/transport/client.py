@@ -501,6 +501,8 @@ class AsyncApiClient:
     def __init__(self, settings: ClientSettings, auth: TokenProvider | None = None) -> None:
         self.settings = settings
         self.auth = auth
+        #: The same shared 429 pause as the sync client: one throttled wait holds back the others.
+        self.gate = BackoffGate()
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -536,6 +538,8 @@ class AsyncApiClient:
         body = encode_body(request, self.settings)
         loop = RetryLoop(request, self.settings.policy, self.auth, self.settings.status_hints)
         while True:
+            while (paused := self.gate.remaining()) > 0:
+                await asyncio.sleep(paused)
             headers = dict(JSON_HEADERS) if body is not None else {}
             if loop.auth is not None:
                 headers["Authorization"] = await loop.auth.aauthorization(self.fetch_token)
@@ -543,7 +547,9 @@ class AsyncApiClient:
             decision = loop.next(outcome)
             if decision.kind == "return":
                 return parse_body(request, outcome)
-            if decision.delay:
+            if decision.pause_everyone:
+                self.gate.pause(decision.delay)
+            elif decision.delay:
                 await asyncio.sleep(decision.delay)
 
     async def _attempt(self, request: ApiRequest, headers: dict[str, str], body: bytes | None) -> Outcome:
