@@ -530,8 +530,12 @@ def bench_bulk_memory(args: argparse.Namespace) -> None:
 def bench_task_tokens(sandbox: SandboxProcess, args: argparse.Namespace) -> None:
     """``--tasks`` task processes on one worker (forked, as the task runner does): token requests."""
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
+    from airflow_provider_prefs.transport.auth import forget_shared_tokens
 
     fresh_token_cache()
+    # A real task process is forked from a supervisor that never held a token: the earlier rows'
+    # in-process tokens must not be inherited through the fork.
+    forget_shared_tokens()
     sandbox.control("PUT", "config", {"journal": True})
     sandbox.control("DELETE", "journal")
     running: list[int] = []
