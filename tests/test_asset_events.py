@@ -63,7 +63,7 @@ def test_the_uris_are_those_an_asset_scheduled_dag_names() -> None:
     ("operator", "alias"),
     [
         (FallbackOfferPatchOperator(task_id="o", offer_id=OFFER, patch=RENAME), OFFER_CHANGES_ALIAS),
-        (ProfilePatchOperator(task_id="p", alternate_id="a", alternate_id_type="Email", patch=[]), PROFILE_CHANGES_ALIAS),
+        (ProfilePatchOperator(task_id="p", alternate_id="a", alternate_id_type="E", patch=[]), PROFILE_CHANGES_ALIAS),
         (BulkFallbackOfferPatchOperator(task_id="bo", items=[]), OFFER_CHANGES_ALIAS),
         (BulkProfilePatchOperator(task_id="bp", items=[], outlets=["user's own"]), PROFILE_CHANGES_ALIAS),
     ],

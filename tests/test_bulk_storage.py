@@ -104,7 +104,8 @@ def test_the_xcom_report_stays_small_while_the_file_has_every_item(connections: 
 
     count = MAX_LISTED_FAILURES + 50
     source, report = memory_uri("ghosts.jsonl"), memory_uri("report.jsonl")
-    write(source, "".join(json.dumps({"alternate_id": f"ghost{n}@example.com", "patch": PATCH}) + "\n" for n in range(count)))
+    ghosts = (json.dumps({"alternate_id": f"ghost{n}@example.com", "patch": PATCH}) for n in range(count))
+    write(source, "".join(line + "\n" for line in ghosts))
     xcom, rows = run(source, report)
     assert len(rows) == count and xcom["failed"] == count
     assert len(xcom["failures"]) == MAX_LISTED_FAILURES and xcom["failures_truncated"] == 50

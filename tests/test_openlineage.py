@@ -63,7 +63,9 @@ def assert_no_personal_data(result: Any) -> None:
             [(ADOBE_NAMESPACE, "dev/fallbackOffer1234")],
         ),
         (
-            lambda: ProfilePatchOperator(task_id="p", alternate_id=EMAILS[0], alternate_id_type="Email", patch=CUSTOMER),
+            lambda: ProfilePatchOperator(
+                task_id="p", alternate_id=EMAILS[0], alternate_id_type="Email", patch=CUSTOMER
+            ),
             [(MP_NAMESPACE, "email")],
         ),
         (
