@@ -91,3 +91,19 @@ def trigger_log_files(logs: Path, run: Run, task_id: str) -> list[Path]:
     """The per-task-instance log files the triggerer wrote (``attempt=N.log.trigger.<job id>.log``)."""
     folder = logs / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
     return sorted(folder.glob(f"task_id={task_id}/**/*.log.trigger.*.log"))
+
+
+def asset_triggered_runs(deployment: Deployment, dag_id: str, timeout: float) -> list[dict[str, Any]]:
+    """The asset-triggered runs of ``dag_id`` once at least one exists and all have finished.
+
+    The scheduler creates them from asset events shortly after the emitting task succeeded, so they
+    may appear after every triggered run finished: wait for them here.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = deployment.api("GET", f"dags/{dag_id}/dagRuns?run_type=asset_triggered&limit=100")["dag_runs"]
+        if runs and all(run["state"] in FINISHED for run in runs):
+            return list(runs)
+        if time.monotonic() > deadline:
+            return list(runs)  # the test reports what it found
+        time.sleep(1)
