@@ -33,9 +33,10 @@ with DAG(
         """Log which runs changed the offer, read it back, return a small summary (XCom)."""
         from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 
-        for asset, events in (triggering_asset_events or {}).items():
-            for event in events:
-                print(f"{asset.uri} changed by {event.source_dag_id}.{event.source_task_id} ({event.source_run_id})")
+        # Keyed by the asset and by the alias it was emitted through: the same event can appear twice.
+        events = {event.id: event for found in (triggering_asset_events or {}).values() for event in found}
+        for event in events.values():
+            print(f"{event.asset.uri} changed by {event.source_dag_id}.{event.source_task_id} ({event.source_run_id})")
         hook = OfferLibraryHook()
         try:
             offer = hook.get_offer("fallbackOffer1234")

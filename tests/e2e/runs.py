@@ -32,9 +32,12 @@ class Run:
         return f"{self.dag_id} ({self.how}) {self.run_id}: {self.state}"
 
 
-def trigger(deployment: Deployment, dag_id: str, logical_date: str | None) -> Run:
+def trigger(deployment: Deployment, dag_id: str, logical_date: str | None, conf: dict[str, Any] | None = None) -> Run:
     """POST a run; ``logical_date=None`` is what the UI's Trigger button does by default in Airflow 3."""
-    answer = deployment.api("POST", f"dags/{dag_id}/dagRuns", {"logical_date": logical_date})
+    body: dict[str, Any] = {"logical_date": logical_date}
+    if conf:
+        body["conf"] = conf
+    answer = deployment.api("POST", f"dags/{dag_id}/dagRuns", body)
     return Run(dag_id, answer["dag_run_id"], "logical date" if logical_date else "no logical date")
 
 

@@ -37,6 +37,11 @@ from e2e.runs import (
 RUNS_TIMEOUT = 150.0
 #: The asset-scheduled example must have run (and finished) this long after the runs above at the latest.
 ASSET_RUN_TIMEOUT = 90.0
+#: The dated run of profile_preferences_sync changes another profile than the undated one. Asking twice
+#: for the same state, the later run would send nothing and find the profile already Complete, so its
+#: sensor would rightly not defer (the check below then depended on bulk_profile_patch happening to
+#: patch that profile just before).
+DATED_RUN_CONF: dict[str, dict[str, Any]] = {"profile_preferences_sync": {"alternate_id": "grace@example.com"}}
 #: The offer the refresh example changes, as an asset (what the operators emit).
 OFFER_ASSET_URI = "adobe-offer://DEMO123%40AdobeOrg/dev/fallbackOffer1234"
 
@@ -57,7 +62,11 @@ def example_runs(deployment: Deployment, example_dags: dict[str, Any]) -> list[R
     """Trigger each example twice (no logical date, then a fixed one) and watch all runs to the end."""
     started = time.monotonic()
     deployment.wait_for_dags(list(example_dags))
-    runs = [trigger(deployment, dag_id, date) for dag_id in example_dags for date in (None, LOGICAL_DATE)]
+    runs = [
+        trigger(deployment, dag_id, date, DATED_RUN_CONF.get(dag_id) if date else None)
+        for dag_id in example_dags
+        for date in (None, LOGICAL_DATE)
+    ]
     runs = watch(deployment, runs, RUNS_TIMEOUT)
     print(f"\nexample runs done in {time.monotonic() - started:.1f} s:\n" + "\n".join(run.label for run in runs))
     return runs
@@ -118,6 +127,7 @@ def test_the_asset_scheduled_example_runs_after_the_refresh(example_runs: list[R
     assert refresh, "no successful scheduled_offer_refresh run to follow"
     runs = asset_triggered_runs(deployment, "offer_refreshed_report", ASSET_RUN_TIMEOUT)
     assert runs, f"no asset-triggered run of offer_refreshed_report within {ASSET_RUN_TIMEOUT} s"
+    assert [run for run in runs if run["state"] != "success"] == []
     followed = []
     for run in runs:
         events = deployment.api("GET", f"dags/offer_refreshed_report/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")[
