@@ -34,9 +34,13 @@ with DAG(
         from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 
         # Keyed by the asset and by the alias it was emitted through: the same event can appear twice.
-        events = {event.id: event for found in (triggering_asset_events or {}).values() for event in found}
-        for event in events.values():
-            print(f"{event.asset.uri} changed by {event.source_dag_id}.{event.source_task_id} ({event.source_run_id})")
+        changes = {
+            (event.asset.uri, event.source_dag_id, event.source_task_id, event.source_run_id, str(event.timestamp))
+            for found in (triggering_asset_events or {}).values()
+            for event in found
+        }
+        for uri, dag_id, task_id, run_id, _ in sorted(changes):
+            print(f"{uri} changed by {dag_id}.{task_id} ({run_id})")
         hook = OfferLibraryHook()
         try:
             offer = hook.get_offer("fallbackOffer1234")
