@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import urllib.error
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from e2e.deployment import Deployment
 #: The fixed logical date of the "with a logical date" runs (far from today's scheduled run).
 LOGICAL_DATE = "2026-11-03T00:00:00Z"
 FINISHED = {"success", "failed"}
+#: POSTs of a run before giving up (see :func:`trigger`).
+TRIGGER_ATTEMPTS = 3
 
 
 @dataclass
@@ -34,11 +38,24 @@ class Run:
 
 def trigger(deployment: Deployment, dag_id: str, logical_date: str | None, conf: dict[str, Any] | None = None) -> Run:
     """POST a run; ``logical_date=None`` is what the UI's Trigger button does by default in Airflow 3."""
-    body: dict[str, Any] = {"logical_date": logical_date}
+    # Our own run id makes a retry safe: a second POST of a run that was created answers 409.
+    run_id = f"manual__e2e_{uuid.uuid4().hex[:12]}"
+    body: dict[str, Any] = {"logical_date": logical_date, "dag_run_id": run_id}
     if conf:
         body["conf"] = conf
-    answer = deployment.api("POST", f"dags/{dag_id}/dagRuns", body)
-    return Run(dag_id, answer["dag_run_id"], "logical date" if logical_date else "no logical date")
+    for attempt in range(1, TRIGGER_ATTEMPTS + 1):
+        try:
+            deployment.api("POST", f"dags/{dag_id}/dagRuns", body)
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code == 409 and attempt > 1:
+                break
+            # SQLite allows one writer: while tasks finish (and emit asset events) a POST can time
+            # out on the database lock and answer 500, having created nothing.
+            if exc.code != 500 or attempt == TRIGGER_ATTEMPTS:
+                raise
+            time.sleep(2)
+    return Run(dag_id, run_id, "logical date" if logical_date else "no logical date")
 
 
 def watch(deployment: Deployment, runs: list[Run], timeout: float) -> list[Run]:
