@@ -93,3 +93,87 @@ def convert_asset_to_openlineage(asset: Asset, lineage_context: Any) -> Any:
     return Dataset(
         namespace=f"{parsed.scheme}://{unquote(parsed.netloc)}", name="/".join(map(unquote, _path_parts(parsed)))
     )
+
+
+#: The alias every offer-changing task declares as outlet; the concrete offer assets are only known
+#: at run time (org and sandbox come from the connection), so they are attached to it per event.
+OFFER_CHANGES_ALIAS = "airflow-provider-prefs.adobe-offer-changes"
+#: The same for MyPreferences profile changes (one event per account and alternate id type).
+PROFILE_CHANGES_ALIAS = "airflow-provider-prefs.mypreferences-changes"
+#: At most this many distinct assets get an event per task; a bulk run over 50,000 offers must not
+#: flood the asset tables and the scheduler. The rest are counted in the log.
+MAX_ASSET_EVENTS = 1000
+
+
+def changes_alias(name: str) -> Any:
+    """The :class:`~airflow.sdk.AssetAlias` an operator declares as outlet (None before Airflow 3)."""
+    try:
+        from airflow.sdk import AssetAlias
+    except ImportError:  # Airflow 2.10: no runtime asset events from this provider
+        return None
+    return AssetAlias(name=name)
+
+
+def with_alias_outlet(outlets: Any, name: str) -> list[Any]:
+    """The user's ``outlets`` plus the changes alias ``name``."""
+    if outlets is None:
+        listed: list[Any] = []
+    elif isinstance(outlets, list | tuple):
+        listed = list(outlets)
+    else:
+        listed = [outlets]
+    alias = changes_alias(name)
+    return listed if alias is None else [*listed, alias]
+
+
+class ChangedAssets:
+    """The distinct asset URIs a task changed, in order, capped at :data:`MAX_ASSET_EVENTS`."""
+
+    def __init__(self, limit: int = MAX_ASSET_EVENTS) -> None:
+        self.limit = limit
+        self.uris: dict[str, None] = {}
+        #: Changes beyond the cap (not deduplicated: remembering them is what the cap avoids).
+        self.dropped = 0
+
+    def add(self, uri: str | None) -> None:
+        """Record ``uri`` (None: nothing to record)."""
+        if uri is None or uri in self.uris:
+            return
+        if len(self.uris) < self.limit:
+            self.uris[uri] = None
+        else:
+            self.dropped += 1
+
+    def emit(self, context: Any, alias_name: str, log: Any) -> None:
+        """Add one asset event per recorded URI to ``alias_name`` in ``context["outlet_events"]``.
+
+        Without outlet events in the context (Airflow 2, a plain ``execute({})`` call) nothing is
+        emitted: the URIs stay available for OpenLineage.
+        """
+        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
+        if outlet_events is None or not self.uris:
+            return
+        from airflow.sdk import Asset, AssetAlias
+
+        accessor = outlet_events[AssetAlias(name=alias_name)]
+        for uri in self.uris:
+            accessor.add(Asset(uri=uri))
+        log.info("asset events: %d changed asset(s) via alias %s", len(self.uris), alias_name)
+        if self.dropped:
+            log.warning(
+                "asset events: %d further change(s) got no event (at most %d assets per task)", self.dropped, self.limit
+            )
+
+
+def operator_lineage(outputs: Any = (), inputs: Any = ()) -> Any:
+    """An OpenLineage ``OperatorLineage`` naming asset URIs by :func:`convert_asset_to_openlineage`.
+
+    Only URIs of the two schemes above are passed, so no personal data reaches a lineage backend.
+    """
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from airflow.sdk import Asset
+
+    return OperatorLineage(
+        inputs=[convert_asset_to_openlineage(Asset(uri=uri), None) for uri in inputs],
+        outputs=[convert_asset_to_openlineage(Asset(uri=uri), None) for uri in outputs],
+    )

@@ -101,6 +101,8 @@ class PatchOutcome(BaseModel):
     offer: OfferMetadata | None = None
     profile: ProfileSummary | None = None
     error: str | None = None
+    #: The asset of the resource, for asset events and lineage; never in XCom.
+    asset_uri: str | None = Field(default=None, exclude=True)
 
     def to_xcom(self) -> dict[str, Any]:
         """The JSON-safe dict pushed to XCom."""

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, task
@@ -40,4 +40,8 @@ with DAG(
         task_id="patch_profile",
         alternate_id_type="Email",
         max_active_tis_per_dag=4,
+        # Safe to retry: a retry finds the patch recorded and does not send it again. Also covers
+        # Airflow 3.3 failing one of several tasks that emit the first event of a new asset at once.
+        retries=1,
+        retry_delay=timedelta(seconds=5),
     ).expand_kwargs(list_changes())

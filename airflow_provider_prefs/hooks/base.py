@@ -389,6 +389,7 @@ class PrefsApiHook(BaseHook):
         max_concurrency: int = 8,
         dry_run: bool = False,
         progress: BulkProgress | None = None,
+        on_outcome: Callable[[PatchOutcome], None] | None = None,
     ) -> BulkReport:
         """Apply many changes over this hook's one session; every item ends in the report, none raises.
 
@@ -399,6 +400,8 @@ class PrefsApiHook(BaseHook):
             an earlier try finished are skipped, items it left in flight are re-judged and their
             recorded operations resent only if they did not land; each new item's operations are
             stored before they are sent.
+        :param on_outcome: called in the calling thread with each item's outcome as it finishes
+            (not for skipped items); an applied outcome carries its resource's ``asset_uri``.
         """
         from airflow_provider_prefs.bulk.progress import BulkProgress
         from airflow_provider_prefs.bulk.runner import numbered, run_bulk
@@ -433,6 +436,7 @@ class PrefsApiHook(BaseHook):
             max_concurrency=max_concurrency,
             report=report,
             label=lambda work: work.label,
+            on_outcome=on_outcome,
         )
         progress.flush()
         if progress.enabled:
@@ -458,13 +462,15 @@ class PrefsApiHook(BaseHook):
             resource, change = resource_of(work.item)
             target = resource.target
             if work.resumed_ops is not None:
-                return self._resume_item(resource, target, work.resumed_ops)
-            planned = plan_change(resource, patch=change.get("patch"), desired=change.get("desired"))
-            if not planned.unchanged and not dry_run:
-                progress.begin(work.index, work.digest, planned.ops)
-            return send_change(resource, planned, dry_run=dry_run)
+                outcome = self._resume_item(resource, target, work.resumed_ops)
+            else:
+                planned = plan_change(resource, patch=change.get("patch"), desired=change.get("desired"))
+                if not planned.unchanged and not dry_run:
+                    progress.begin(work.index, work.digest, planned.ops)
+                outcome = send_change(resource, planned, dry_run=dry_run)
         except Exception as exc:
             return failed_outcome(target, exc)
+        return outcome.model_copy(update={"asset_uri": resource.asset_uri}) if outcome.status == "applied" else outcome
 
     def _resume_item(self, resource: Resource, target: str, ops: Patch) -> PatchOutcome:
         """An item an earlier try was sending when it stopped: find out whether it landed, resend if not."""

@@ -6,7 +6,7 @@ import asyncio
 import json
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
@@ -38,7 +38,7 @@ from airflow_provider_prefs.transport.token_cache import shared_cache
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.progress import BulkProgress
-    from airflow_provider_prefs.models import BulkReport
+    from airflow_provider_prefs.models import BulkReport, PatchOutcome
     from airflow_provider_prefs.patching.changes import Resource
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
@@ -251,6 +251,7 @@ class MyPreferencesHook(PrefsApiHook):
 
     def profile(self, alternate_id: str, alternate_id_type: str) -> Resource:
         """The profile as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
+        from airflow_provider_prefs.assets import profiles_asset_uri
         from airflow_provider_prefs.models import profile_summary
         from airflow_provider_prefs.patching.changes import Resource
 
@@ -264,6 +265,8 @@ class MyPreferencesHook(PrefsApiHook):
             patch=lambda ops, base: self.send_profile_patch(alternate_id, alternate_id_type, ops, base=base),
             summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
             max_request_bytes=self.transport.max_request_bytes,
+            # The account and id type only: the alternate id itself is personal data.
+            asset_uri=profiles_asset_uri(self.settings.client_id, alternate_id_type),
         )
 
     def bulk_patch_profiles(
@@ -274,6 +277,7 @@ class MyPreferencesHook(PrefsApiHook):
         max_concurrency: int = 8,
         dry_run: bool = False,
         progress: BulkProgress | None = None,
+        on_outcome: Callable[[PatchOutcome], None] | None = None,
     ) -> BulkReport:
         """Patch many profiles concurrently over one session.
 
@@ -281,6 +285,7 @@ class MyPreferencesHook(PrefsApiHook):
             ``(alternate_id, alternate_id_type, patch)`` triples, or dicts with ``alternate_id``,
             optional ``alternate_id_type`` and ``patch`` or ``desired``; consumed lazily.
         :param progress: checkpoint to resume from and record into (see :meth:`bulk_apply`).
+        :param on_outcome: called with each item's outcome as it finishes (see :meth:`bulk_apply`).
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
         from airflow_provider_prefs.bulk.runner import item_tuple
@@ -294,7 +299,14 @@ class MyPreferencesHook(PrefsApiHook):
                 return self.profile(fields[0], fields[1]), {"patch": fields[2]}
             return self.profile(fields[0], alternate_id_type), {"patch": fields[1]}  # type: ignore[arg-type]
 
-        return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run, progress=progress)
+        return self.bulk_apply(
+            items,
+            resource_of,
+            max_concurrency=max_concurrency,
+            dry_run=dry_run,
+            progress=progress,
+            on_outcome=on_outcome,
+        )
 
     def probe(self) -> str:
         """Authenticate, look up a probe profile, and prove the client id is known.

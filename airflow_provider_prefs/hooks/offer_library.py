@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -32,7 +32,7 @@ from airflow_provider_prefs.transport.token_cache import shared_cache
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.progress import BulkProgress
-    from airflow_provider_prefs.models import BulkReport
+    from airflow_provider_prefs.models import BulkReport, PatchOutcome
     from airflow_provider_prefs.patching.changes import Resource
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
@@ -183,6 +183,7 @@ class OfferLibraryHook(PrefsApiHook):
 
     def offer(self, offer_id: str) -> Resource:
         """The offer as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
+        from airflow_provider_prefs.assets import offer_asset_uri
         from airflow_provider_prefs.models import OfferMetadata
         from airflow_provider_prefs.patching.changes import Resource
 
@@ -194,6 +195,7 @@ class OfferLibraryHook(PrefsApiHook):
             patch=lambda ops, base: self.send_offer_patch(offer_id, ops, base=base),
             summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
             max_request_bytes=self.transport.max_request_bytes,
+            asset_uri=offer_asset_uri(self.settings.ims_org_id, self.settings.sandbox_name, offer_id),
         )
 
     def bulk_patch_offers(
@@ -203,12 +205,14 @@ class OfferLibraryHook(PrefsApiHook):
         max_concurrency: int = 8,
         dry_run: bool = False,
         progress: BulkProgress | None = None,
+        on_outcome: Callable[[PatchOutcome], None] | None = None,
     ) -> BulkReport:
         """Patch many offers concurrently over one session.
 
         :param items: ``(offer_id, patch)`` pairs or ``{"offer_id", "patch" | "desired"}`` dicts,
             consumed lazily (a generator over a file is fine).
         :param progress: checkpoint to resume from and record into (see :meth:`bulk_apply`).
+        :param on_outcome: called with each item's outcome as it finishes (see :meth:`bulk_apply`).
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
         from airflow_provider_prefs.bulk.runner import item_tuple
@@ -219,7 +223,14 @@ class OfferLibraryHook(PrefsApiHook):
             offer_id, patch = item_tuple(item, (2,), OFFER_ITEM_SHAPE)
             return self.offer(offer_id), {"patch": patch}
 
-        return self.bulk_apply(items, resource_of, max_concurrency=max_concurrency, dry_run=dry_run, progress=progress)
+        return self.bulk_apply(
+            items,
+            resource_of,
+            max_concurrency=max_concurrency,
+            dry_run=dry_run,
+            progress=progress,
+            on_outcome=on_outcome,
+        )
 
     def list_offers(self, *, limit: int = 10, name: str | None = None) -> dict[str, Any]:
         """One page of fallback offers (``results``, ``count``, ``total``, ``_links``)."""

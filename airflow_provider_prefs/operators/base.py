@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
+from airflow_provider_prefs.assets import ChangedAssets, operator_lineage, with_alias_outlet
 from airflow_provider_prefs.operators.arguments import check_change_arguments
 
 if TYPE_CHECKING:
@@ -34,6 +35,12 @@ class PatchOperatorBase(BaseOperator):
     :param allow_type_changes: let ``desired`` change a field's JSON type (e.g. a list to a string);
         refused by default because it is far more often a mistake.
 
+    When the change is applied (not for a dry run or an unchanged resource), the task emits an
+    Airflow asset event for the offer (``adobe-offer://{org}/{sandbox}/{offer}``) or the profiles of
+    the account and id type (``mypreferences://{client}/{id type}``), through the asset alias
+    :attr:`changes_alias` it declares as outlet; DAGs scheduled on those assets run after it. The
+    same asset is the task's OpenLineage output.
+
     On Airflow 3.3+ each task instance patches at most once, across retries and killed workers: the
     operations are recorded in the task state store before sending and the summary after (see
     :meth:`execute`). Airflow's ``ResumableJobMixin`` is not used: it stores the job id only *after*
@@ -45,6 +52,8 @@ class PatchOperatorBase(BaseOperator):
     template_fields: Sequence[str] = ("patch", "desired", "conn_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"patch": "json", "desired": "json"}
     ui_color = "#e8f0fe"
+    #: Name of the asset alias the operator declares as outlet and attaches its asset events to.
+    changes_alias: ClassVar[str]
 
     def __init__(
         self,
@@ -57,6 +66,8 @@ class PatchOperatorBase(BaseOperator):
         allow_type_changes: bool = False,
         **kwargs: Any,
     ) -> None:
+        # The concrete asset depends on the connection, read at run time: declare the alias now.
+        kwargs["outlets"] = with_alias_outlet(kwargs.get("outlets"), self.changes_alias)
         super().__init__(**kwargs)
         check_change_arguments(type(self).__name__, patch, desired)
         self.allow_type_changes = allow_type_changes
@@ -108,6 +119,7 @@ class PatchOperatorBase(BaseOperator):
                 recorded.get("target"),
                 recorded.get("status"),
             )
+            self.record_change(context, recorded)
             return recorded
         try:
             outcome = self._patch_once(checkpoint)
@@ -121,7 +133,20 @@ class PatchOperatorBase(BaseOperator):
         result = outcome.to_xcom()
         if outcome.status != "dry_run":
             checkpoint.set(OUTCOME_KEY, result)
+        self.record_change(context, result)
         return result
+
+    def record_change(self, context: Any, result: dict[str, Any]) -> None:
+        """Emit the asset event of an applied change (kept for OpenLineage); nothing for other outcomes."""
+        self.changed_assets = ChangedAssets()
+        if result.get("status") == "applied":
+            self.changed_assets.add(self.resource().asset_uri)
+        self.changed_assets.emit(context, self.changes_alias, self.log)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the changed offer or profiles asset as output (none when nothing was applied)."""
+        changed = getattr(self, "changed_assets", None)
+        return operator_lineage(outputs=list(changed.uris) if changed is not None else [])
 
     def _patch_once(self, checkpoint: TaskCheckpoint) -> PatchOutcome:
         from airflow_provider_prefs.errors import PrefsError

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
+from airflow_provider_prefs.assets import (
+    OFFER_CHANGES_ALIAS,
+    PROFILE_CHANGES_ALIAS,
+    ChangedAssets,
+    operator_lineage,
+    with_alias_outlet,
+)
+from airflow_provider_prefs.operators.storage import ItemReport, open_items
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE, MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
@@ -18,49 +24,12 @@ if TYPE_CHECKING:
     from airflow_provider_prefs.hooks.base import PrefsApiHook
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
-    from airflow_provider_prefs.models import BulkReport
+    from airflow_provider_prefs.models import BulkReport, PatchOutcome
 
 #: Failures spelled out in the task's error message (all are in the XCom report, up to its cap).
 FAILURES_IN_MESSAGE = 20
 #: Namespace of the bulk run's progress in the task state store.
 CHECKPOINT_NAMESPACE = "prefs.bulk"
-
-
-def open_items(items: Any) -> Iterator[Any]:
-    """The items of a bulk task, checked before any request: a list (or other iterable), its JSON
-    text, or the path of a ``.jsonl`` file (streamed; a line that is not JSON becomes that line's
-    failure row). Anything unusable raises :class:`InvalidInputError` here, before anything is sent.
-    """
-    from airflow_provider_prefs.bulk.runner import quote_item
-    from airflow_provider_prefs.errors import InvalidInputError
-
-    if isinstance(items, str | Path) and str(items).endswith(".jsonl"):
-        path = Path(items)
-        if not path.is_file():
-            raise InvalidInputError(f"items names a .jsonl file that does not exist: {quote_item(str(items))}")
-        return _jsonl_items(path)
-    if isinstance(items, str | bytes):
-        try:
-            items = json.loads(items)
-        except ValueError as exc:
-            raise InvalidInputError(
-                f"items is not a list, JSON text of a list, or a .jsonl path: {quote_item(items)} ({exc})"
-            ) from None
-    if isinstance(items, dict | str | bytes) or not isinstance(items, Iterable):
-        raise InvalidInputError(f"items must be a list of items, got {type(items).__name__}: {quote_item(items)}")
-    return iter(items)
-
-
-def _jsonl_items(path: Path) -> Iterator[Any]:
-    from airflow_provider_prefs.bulk.runner import BadItem
-
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError as exc:
-                    yield BadItem(f"{path.name} line {number}", f"line {number} is not valid JSON: {exc}")
 
 
 class BulkPatchOperatorBase(BaseOperator):
@@ -79,14 +48,26 @@ class BulkPatchOperatorBase(BaseOperator):
     there is no such memory: an unexpected error then fails the task without retries, because a
     retry would resend the items that did apply.
 
-    :param items: a list of items, its JSON text, or the path of a ``.jsonl`` file (streamed).
+    Every applied item's asset (its offer, or its account and alternate id type) gets one Airflow
+    asset event through the alias :attr:`changes_alias` the operator declares as outlet: one per
+    distinct asset, at most :data:`~airflow_provider_prefs.assets.MAX_ASSET_EVENTS` per task. The
+    same assets are the task's OpenLineage outputs. A dry run emits none.
+
+    :param items: a list of items, its JSON text, or a JSON Lines file (streamed line by line): a
+        local ``*.jsonl`` path, a URI (``file://``, ``s3://``, ``memory://``...) or an
+        :class:`airflow.sdk.ObjectStoragePath`.
+    :param report_path: where to write one JSON line per item, ``{"target", "status", "error"}``
+        (path, URI or ``ObjectStoragePath``; truncated first). The XCom report only counts and lists
+        the first failures; this is the full record. A retry that resumes writes the items it handled.
     :param max_concurrency: patches in flight at once (capped at the connection's ``pool_size``).
     :param dry_run: plan and log every change, send none.
     :param fail_on_error: fail the task when any item failed (default) instead of only reporting.
     """
 
-    template_fields: Sequence[str] = ("items", "conn_id")
+    template_fields: Sequence[str] = ("items", "conn_id", "report_path")
     ui_color = "#fef7e0"
+    #: Name of the asset alias the operator declares as outlet and attaches its asset events to.
+    changes_alias: ClassVar[str]
 
     def __init__(
         self,
@@ -97,10 +78,14 @@ class BulkPatchOperatorBase(BaseOperator):
         dry_run: bool = False,
         fail_on_error: bool = True,
         transport: dict[str, Any] | None = None,
+        report_path: Any = None,
         **kwargs: Any,
     ) -> None:
+        # The concrete assets depend on the connection and the items: declare the alias now.
+        kwargs["outlets"] = with_alias_outlet(kwargs.get("outlets"), self.changes_alias)
         super().__init__(**kwargs)
         self.items = items
+        self.report_path = report_path
         self.conn_id = conn_id
         self.max_concurrency = max_concurrency
         self.is_dry_run = dry_run
@@ -112,8 +97,10 @@ class BulkPatchOperatorBase(BaseOperator):
         """The hook the items are applied through."""
         raise NotImplementedError
 
-    def run_bulk(self, items: Iterator[Any], progress: BulkProgress) -> BulkReport:
-        """Apply the items through the service hook."""
+    def run_bulk(
+        self, items: Iterator[Any], progress: BulkProgress, on_outcome: Callable[[PatchOutcome], None]
+    ) -> BulkReport:
+        """Apply the items through the service hook, calling ``on_outcome`` with each item's outcome."""
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -129,8 +116,10 @@ class BulkPatchOperatorBase(BaseOperator):
         except PrefsError as exc:
             raise AirflowFailException(str(exc)) from exc
         progress = BulkProgress(TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, log=self.log))
+        self.changed_assets = ChangedAssets()
         try:
-            report = self.run_bulk(items, progress)
+            with self._item_report() as item_report:
+                report = self.run_bulk(items, progress, lambda outcome: self._record(outcome, item_report))
         except Exception as exc:
             # Not an item's failure (those never raise) but the run's: still leave a report behind.
             report = BulkReport(failures=[failed_outcome("bulk run", exc)])
@@ -146,6 +135,7 @@ class BulkPatchOperatorBase(BaseOperator):
         finally:
             self.service_hook.close()
         self._push(context, report)
+        self.changed_assets.emit(context, self.changes_alias, self.log)
         self.log.info(
             "bulk patch: %d item(s): %d applied, %d unchanged, %d failed; %d skipped (finished by an earlier "
             "try), %d resumed",
@@ -164,13 +154,35 @@ class BulkPatchOperatorBase(BaseOperator):
                 f"{report.unchanged} unchanged):\n" + "\n".join(lines) + (f"\n  ... and {more} more" if more else "")
             )
         progress.forget()
-        return report.to_xcom()
+        return self._xcom(report)
 
-    @staticmethod
-    def _push(context: Any, report: BulkReport) -> None:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the distinct assets the items changed, as outputs (none for a dry run)."""
+        changed = getattr(self, "changed_assets", None)
+        return operator_lineage(outputs=list(changed.uris) if changed is not None else [])
+
+    def _item_report(self) -> Any:
+        from contextlib import nullcontext
+
+        return ItemReport(self.report_path) if self.report_path else nullcontext()
+
+    def _record(self, outcome: PatchOutcome, item_report: ItemReport | None) -> None:
+        # Called in the task's thread as each item finishes (see PrefsApiHook.bulk_apply).
+        if item_report is not None:
+            item_report.write(outcome)
+        if outcome.status == "applied":
+            self.changed_assets.add(outcome.asset_uri)
+
+    def _xcom(self, report: BulkReport) -> dict[str, Any]:
+        result = report.to_xcom()
+        if self.report_path:
+            result["report_path"] = str(self.report_path)
+        return result
+
+    def _push(self, context: Any, report: BulkReport) -> None:
         ti = context.get("ti") if hasattr(context, "get") else None
         if ti is not None:
-            ti.xcom_push(key="bulk_report", value=report.to_xcom())
+            ti.xcom_push(key="bulk_report", value=self._xcom(report))
 
 
 class BulkProfilePatchOperator(BulkPatchOperatorBase):
@@ -184,6 +196,7 @@ class BulkProfilePatchOperator(BulkPatchOperatorBase):
     """
 
     template_fields: Sequence[str] = (*BulkPatchOperatorBase.template_fields, "alternate_id_type")
+    changes_alias = PROFILE_CHANGES_ALIAS
 
     def __init__(
         self,
@@ -207,7 +220,9 @@ class BulkProfilePatchOperator(BulkPatchOperatorBase):
         """The MyPreferences hook."""
         return self.hook
 
-    def run_bulk(self, items: Iterator[Any], progress: BulkProgress) -> BulkReport:
+    def run_bulk(
+        self, items: Iterator[Any], progress: BulkProgress, on_outcome: Callable[[PatchOutcome], None]
+    ) -> BulkReport:
         """Patch the profiles."""
         return self.hook.bulk_patch_profiles(
             items,
@@ -215,6 +230,7 @@ class BulkProfilePatchOperator(BulkPatchOperatorBase):
             max_concurrency=self.max_concurrency,
             dry_run=self.is_dry_run,
             progress=progress,
+            on_outcome=on_outcome,
         )
 
 
@@ -225,6 +241,8 @@ class BulkFallbackOfferPatchOperator(BulkPatchOperatorBase):
 
     :param conn_id: connection of type ``adobe_offer_library``.
     """
+
+    changes_alias = OFFER_CHANGES_ALIAS
 
     def __init__(self, *, conn_id: str = f"{ADOBE_CONN_TYPE}_default", **kwargs: Any) -> None:
         super().__init__(conn_id=conn_id, **kwargs)
@@ -241,8 +259,14 @@ class BulkFallbackOfferPatchOperator(BulkPatchOperatorBase):
         """The Offer Library hook."""
         return self.hook
 
-    def run_bulk(self, items: Iterator[Any], progress: BulkProgress) -> BulkReport:
+    def run_bulk(
+        self, items: Iterator[Any], progress: BulkProgress, on_outcome: Callable[[PatchOutcome], None]
+    ) -> BulkReport:
         """Patch the offers."""
         return self.hook.bulk_patch_offers(
-            items, max_concurrency=self.max_concurrency, dry_run=self.is_dry_run, progress=progress
+            items,
+            max_concurrency=self.max_concurrency,
+            dry_run=self.is_dry_run,
+            progress=progress,
+            on_outcome=on_outcome,
         )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_prefs.assets import PROFILE_CHANGES_ALIAS
 from airflow_provider_prefs.operators.arguments import check_wait_arguments
 from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
@@ -52,6 +53,7 @@ class ProfilePatchOperator(PatchOperatorBase):
     """
 
     template_fields: Sequence[str] = ("alternate_id", "alternate_id_type", *PatchOperatorBase.template_fields)
+    changes_alias = PROFILE_CHANGES_ALIAS
 
     def __init__(
         self,
@@ -162,4 +164,6 @@ class ProfilePatchOperator(PatchOperatorBase):
             outcome = {"target": self.target}
         if event and event.get("status") == "timeout":
             raise UpdateStatusTimeoutError(wait_timeout_message(self.target, self.wait_timeout))
+        # A resumed task instance starts with fresh outlet events: the deferring try's are gone.
+        self.record_change(context, outcome)
         return self.task_done(context, {**outcome, "profile": summary_from_event(event)})

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_prefs.assets import OFFER_CHANGES_ALIAS
 from airflow_provider_prefs.operators.base import PatchOperatorBase
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE
 
@@ -26,6 +27,7 @@ class FallbackOfferPatchOperator(PatchOperatorBase):
     """
 
     template_fields: Sequence[str] = ("offer_id", *PatchOperatorBase.template_fields)
+    changes_alias = OFFER_CHANGES_ALIAS
 
     def __init__(self, *, offer_id: str, conn_id: str = f"{ADOBE_CONN_TYPE}_default", **kwargs: Any) -> None:
         super().__init__(conn_id=conn_id, **kwargs)

@@ -40,6 +40,8 @@ class Resource:
     #: The connection's ``max_request_bytes``: a change whose body would be larger is refused
     #: before the resource is even read.
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    #: The Airflow asset this resource belongs to (see :mod:`airflow_provider_prefs.assets`).
+    asset_uri: str | None = None
 
 
 @dataclass(frozen=True)

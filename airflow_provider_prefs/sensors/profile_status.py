@@ -69,6 +69,12 @@ class ProfileUpdateStatusSensor(BaseSensorOperator):
 
         return MyPreferencesHook(self.conn_id, transport_overrides=self.transport)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the account's profiles of this id type as input (it reads, never changes them)."""
+        from airflow_provider_prefs.assets import operator_lineage, profiles_asset_uri
+
+        return operator_lineage(inputs=[profiles_asset_uri(self.hook.settings.client_id, self.alternate_id_type)])
+
     def poke(self, context: Any) -> PokeReturnValue:
         """One status read; done only on ``Complete``, failed at once when waiting cannot end well."""
         from airflow_provider_prefs.update_status import check_update_status

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import urllib.error
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from e2e.deployment import Deployment
 #: The fixed logical date of the "with a logical date" runs (far from today's scheduled run).
 LOGICAL_DATE = "2026-11-03T00:00:00Z"
 FINISHED = {"success", "failed"}
+#: POSTs of a run before giving up (see :func:`trigger`).
+TRIGGER_ATTEMPTS = 3
 
 
 @dataclass
@@ -32,10 +36,26 @@ class Run:
         return f"{self.dag_id} ({self.how}) {self.run_id}: {self.state}"
 
 
-def trigger(deployment: Deployment, dag_id: str, logical_date: str | None) -> Run:
+def trigger(deployment: Deployment, dag_id: str, logical_date: str | None, conf: dict[str, Any] | None = None) -> Run:
     """POST a run; ``logical_date=None`` is what the UI's Trigger button does by default in Airflow 3."""
-    answer = deployment.api("POST", f"dags/{dag_id}/dagRuns", {"logical_date": logical_date})
-    return Run(dag_id, answer["dag_run_id"], "logical date" if logical_date else "no logical date")
+    # Our own run id makes a retry safe: a second POST of a run that was created answers 409.
+    run_id = f"manual__e2e_{uuid.uuid4().hex[:12]}"
+    body: dict[str, Any] = {"logical_date": logical_date, "dag_run_id": run_id}
+    if conf:
+        body["conf"] = conf
+    for attempt in range(1, TRIGGER_ATTEMPTS + 1):
+        try:
+            deployment.api("POST", f"dags/{dag_id}/dagRuns", body)
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code == 409 and attempt > 1:
+                break
+            # SQLite allows one writer: while tasks finish (and emit asset events) a POST can time
+            # out on the database lock and answer 500, having created nothing.
+            if exc.code != 500 or attempt == TRIGGER_ATTEMPTS:
+                raise
+            time.sleep(2)
+    return Run(dag_id, run_id, "logical date" if logical_date else "no logical date")
 
 
 def watch(deployment: Deployment, runs: list[Run], timeout: float) -> list[Run]:
@@ -91,3 +111,19 @@ def trigger_log_files(logs: Path, run: Run, task_id: str) -> list[Path]:
     """The per-task-instance log files the triggerer wrote (``attempt=N.log.trigger.<job id>.log``)."""
     folder = logs / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
     return sorted(folder.glob(f"task_id={task_id}/**/*.log.trigger.*.log"))
+
+
+def asset_triggered_runs(deployment: Deployment, dag_id: str, timeout: float) -> list[dict[str, Any]]:
+    """The asset-triggered runs of ``dag_id`` once at least one exists and all have finished.
+
+    The scheduler creates them from asset events shortly after the emitting task succeeded, so they
+    may appear after every triggered run finished: wait for them here.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = deployment.api("GET", f"dags/{dag_id}/dagRuns?run_type=asset_triggered&limit=100")["dag_runs"]
+        if runs and all(run["state"] in FINISHED for run in runs):
+            return list(runs)
+        if time.monotonic() > deadline:
+            return list(runs)  # the test reports what it found
+        time.sleep(1)

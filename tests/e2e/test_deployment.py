@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,27 @@ from airflow_provider_prefs.sandbox.connections import (
 )
 from e2e.deployment import Deployment
 from e2e.paths import DAGS_EXAMPLES
-from e2e.runs import LOGICAL_DATE, Run, trigger, trigger_log_files, waits_in_triggerer, watch
+from e2e.runs import (
+    LOGICAL_DATE,
+    Run,
+    asset_triggered_runs,
+    trigger,
+    trigger_log_files,
+    waits_in_triggerer,
+    watch,
+)
 
 #: All runs of all example DAGs must be done by then (they run in parallel, one run per DAG at a time).
 RUNS_TIMEOUT = 150.0
+#: The asset-scheduled example must have run (and finished) this long after the runs above at the latest.
+ASSET_RUN_TIMEOUT = 90.0
+#: The dated run of profile_preferences_sync changes another profile than the undated one. Asking twice
+#: for the same state, the later run would send nothing and find the profile already Complete, so its
+#: sensor would rightly not defer (the check below then depended on bulk_profile_patch happening to
+#: patch that profile just before).
+DATED_RUN_CONF: dict[str, dict[str, Any]] = {"profile_preferences_sync": {"alternate_id": "grace@example.com"}}
+#: The offer the refresh example changes, as an asset (what the operators emit).
+OFFER_ASSET_URI = "adobe-offer://DEMO123%40AdobeOrg/dev/fallbackOffer1234"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +62,11 @@ def example_runs(deployment: Deployment, example_dags: dict[str, Any]) -> list[R
     """Trigger each example twice (no logical date, then a fixed one) and watch all runs to the end."""
     started = time.monotonic()
     deployment.wait_for_dags(list(example_dags))
-    runs = [trigger(deployment, dag_id, date) for dag_id in example_dags for date in (None, LOGICAL_DATE)]
+    runs = [
+        trigger(deployment, dag_id, date, DATED_RUN_CONF.get(dag_id) if date else None)
+        for dag_id in example_dags
+        for date in (None, LOGICAL_DATE)
+    ]
     runs = watch(deployment, runs, RUNS_TIMEOUT)
     print(f"\nexample runs done in {time.monotonic() - started:.1f} s:\n" + "\n".join(run.label for run in runs))
     return runs
@@ -96,6 +118,48 @@ def test_no_secret_in_any_log(example_runs: list[Run], deployment: Deployment, e
     assert any(".trigger." in p.name for p in logs) and any(p.parent == deployment.process_logs for p in logs)
     leaks = [(str(p), s[:4] + "...") for p in logs for s in secrets if s.encode() in p.read_bytes()]
     assert leaks == []
+
+
+def test_the_asset_scheduled_example_runs_after_the_refresh(example_runs: list[Run], deployment: Deployment) -> None:
+    """``offer_refreshed_report`` is scheduled on the offer's asset: a refresh that changed it starts a run."""
+    started = time.monotonic()
+    refresh = {run.run_id for run in example_runs if run.dag_id == "scheduled_offer_refresh" and run.state == "success"}
+    assert refresh, "no successful scheduled_offer_refresh run to follow"
+    runs = asset_triggered_runs(deployment, "offer_refreshed_report", ASSET_RUN_TIMEOUT)
+    assert runs, f"no asset-triggered run of offer_refreshed_report within {ASSET_RUN_TIMEOUT} s"
+    assert [run for run in runs if run["state"] != "success"] == []
+    followed = []
+    for run in runs:
+        events = deployment.api("GET", f"dags/offer_refreshed_report/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")[
+            "asset_events"
+        ]
+        assert events, f"{run['dag_run_id']} consumed no asset event"
+        for event in events:
+            assert event["uri"] == OFFER_ASSET_URI, event
+            if event["source_dag_id"] != "scheduled_offer_refresh" or event["source_run_id"] not in refresh:
+                continue
+            source = deployment.api(
+                "GET",
+                f"dags/scheduled_offer_refresh/dagRuns/{event['source_run_id']}/taskInstances/{event['source_task_id']}",
+            )
+            source_run = deployment.api("GET", f"dags/scheduled_offer_refresh/dagRuns/{event['source_run_id']}")
+            followed.append((run, source, source_run))
+    assert followed, f"no asset-triggered run consumed an event of the refresh runs {refresh}: {runs}"
+    lines = []
+    for run, source, source_run in followed:
+        created = _when(run["queued_at"])
+        assert run["state"] == "success", run
+        # Created from the event, so after the task that changed the offer had finished.
+        assert created >= _when(source["end_date"]), (run, source)
+        lines.append(
+            f"{run['dag_run_id']}: {run['state']}, queued {run['queued_at']}; after {source['task_id']} of "
+            f"{source_run['dag_run_id']} ended {source['end_date']} (that run ended {source_run['end_date']})"
+        )
+    print(f"\nasset-triggered runs ({time.monotonic() - started:.1f} s after the example runs):\n" + "\n".join(lines))
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _is_log(path: Path) -> bool:
