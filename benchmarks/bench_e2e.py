@@ -20,8 +20,11 @@ The table goes to stdout and, under its own heading, into ``benchmarks/RESULTS.m
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import platform
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -54,6 +57,8 @@ class Contender:
     state: str = "not run"
     wall: float = 0.0
     task_time: float = 0.0
+    #: Median seconds in ``execute()`` per task instance, from the task logs (None when not found).
+    execute_median: float | None = None
     requests: int = 0
     token_requests: int = 0
     patched: int = 0
@@ -75,8 +80,6 @@ def parse_args() -> argparse.Namespace:
 
 def http_connection(url: str, token: str) -> dict[str, str]:
     """The ``http`` connection of the HttpOperator baseline: the bearer token as a header in the extra."""
-    import json
-
     from bench_profiles import HTTP_CONN_ID
 
     extra = {"Authorization": f"Bearer {token}", "timeout": 20}
@@ -104,6 +107,9 @@ def run_contender(
     if answer.get("end_date"):
         contender.wall = (_instant(answer["end_date"]) - _instant(answer["queued_at"])).total_seconds()
     contender.task_time = sum(ti["duration"] or 0.0 for ti in task_instances(deployment, run.dag_id, run.run_id))
+    contender.execute_median = median_execute(
+        deployment.home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
+    )
     entries = sandbox.state.journal()
     contender.requests = len(entries)
     contender.token_requests = sum(1 for e in entries if "token" in e["path"])
@@ -127,6 +133,27 @@ def task_instances(deployment: Any, dag_id: str, run_id: str) -> list[dict[str, 
             return found
 
 
+def median_execute(run_logs: Path) -> float | None:
+    """Median time from the end of "Pre Execute" to the start of "Post Execute" over a run's task logs.
+
+    Tells the operator's own work (``execute()``) apart from the task process start-up around it.
+    """
+    spans = []
+    for log in run_logs.glob("**/attempt=1.log"):
+        marks: dict[str, datetime] = {}
+        for line in log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                entry = json.loads(line)
+                event = entry["event"]
+                if event == "::endgroup::" and "pre" not in marks:
+                    marks["pre"] = _instant(entry["timestamp"])
+                elif event.startswith("::group::Post Execute"):
+                    marks["post"] = _instant(entry["timestamp"])
+        if len(marks) == 2:
+            spans.append((marks["post"] - marks["pre"]).total_seconds())
+    return statistics.median(spans) if spans else None
+
+
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -134,7 +161,18 @@ def _instant(text: str) -> datetime:
 def table(contenders: list[Contender], updates: int, parallelism: str) -> tuple[str, bool]:
     """The aligned table (rows, then the target line) and whether the target is met."""
     http = next(c for c in contenders if c.key == "http")
-    header = ("contender", "tasks", "auth", "run", "wall time", "time/update", "in tasks", "requests/update", "vs Http")
+    header = (
+        "contender",
+        "tasks",
+        "auth",
+        "run",
+        "wall time",
+        "time/update",
+        "in tasks",
+        "execute()",
+        "requests/update",
+        "vs Http",
+    )
     rows = [header]
     for c in contenders:
         ok = c.state == "success" and not c.problem
@@ -148,6 +186,7 @@ def table(contenders: list[Contender], updates: int, parallelism: str) -> tuple[
                 f"{c.wall:.1f} s",
                 f"{c.per_update(updates) * 1000:.1f} ms",
                 f"{c.task_time:.1f} s",
+                "-" if c.execute_median is None else f"{c.execute_median * 1000:.0f} ms",
                 f"{c.requests / updates:.3f} ({c.token_requests} token)",
                 "-" if ratio is None else f"{ratio:.1f}x faster" if c is not http else "1.0x (baseline)",
             )
@@ -163,6 +202,7 @@ def table(contenders: list[Contender], updates: int, parallelism: str) -> tuple[
         "",
         f"{updates} updates per contender; LocalExecutor, core.parallelism {parallelism}, SQLite, one run at a time.",
         "wall time: the DAG run's queued_at to end_date; in tasks: the sum of its task instances' durations;",
+        "execute(): median per task instance of the operator's own work (task log, Pre to Post Execute);",
         "requests/update: every request the sandbox received during the run / updates (token requests included).",
         f"target: bulk's time per update >= {TARGET_RATIO:g}x lower than mapped HttpOperator's: "
         f"{ratio:.1f}x -> {'PASS' if met else 'FAIL'}",
