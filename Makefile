@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
 export AIRFLOW_HOME ?= $(CURDIR)/build/airflow
 
-.PHONY: install test lint unit e2e chromium demo bench sandbox constraints clean docs dist dist-check
+.PHONY: install test lint unit e2e chromium demo bench bench-e2e sandbox constraints clean docs dist dist-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+# The user-level comparison in a real Airflow deployment (bulk vs mapped tasks vs HttpOperator); takes minutes.
+bench-e2e: install
+	$(BIN)/python benchmarks/bench_e2e.py
 
 sandbox: install
 	$(BIN)/python -m airflow_provider_prefs.sandbox --port 8765

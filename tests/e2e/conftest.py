@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from airflow_provider_prefs.sandbox import SandboxServer
 from airflow_provider_prefs.sandbox.connections import airflow_conn_env
-from e2e.deployment import Deployment
+from e2e.deployment import TRANSPORT, Deployment, copy_dags
 from e2e.paths import BUILD, DAGS_EXAMPLES, E2E_DAGS
 
 #: Long enough that the sensor surely finds `Pending Update` and defers (a LocalExecutor task starts in ~3 s).
 PENDING_DELAY = 8.0
-#: Transport extras: quick retries, but timeouts generous enough for a loaded 2-core machine.
-TRANSPORT: dict[str, Any] = {"backoff_base": 0.05, "backoff_max": 0.5, "timeout": 20, "connect_timeout": 5}
 
 pytest.importorskip("airflow.sdk", reason="the deployment is Airflow 3")
 
@@ -33,11 +29,7 @@ def e2e_sandbox() -> Iterator[SandboxServer]:
 def deployment(e2e_sandbox: SandboxServer) -> Iterator[Deployment]:
     """api-server, scheduler, dag-processor and triggerer, stopped at the end whatever happened."""
     started = time.monotonic()
-    dags = BUILD / "e2e" / "dags"
-    shutil.rmtree(dags, ignore_errors=True)
-    dags.mkdir(parents=True)
-    for source in [*DAGS_EXAMPLES.glob("*.py"), *E2E_DAGS.glob("*.py")]:
-        shutil.copy(source, dags / source.name)
+    dags = copy_dags(BUILD / "e2e" / "dags", [*DAGS_EXAMPLES.glob("*.py"), *E2E_DAGS.glob("*.py")])
     deployment = Deployment(BUILD / "e2e" / "airflow", dags, airflow_conn_env(e2e_sandbox.url, **TRANSPORT))
     try:
         deployment.start()

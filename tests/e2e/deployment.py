@@ -20,12 +20,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from cryptography.fernet import Fernet
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+#: Transport extras of the sandbox connections: quick retries, timeouts generous enough for a loaded 2-core machine.
+TRANSPORT: dict[str, Any] = {"backoff_base": 0.05, "backoff_max": 0.5, "timeout": 20, "connect_timeout": 5}
 USERNAME = "e2e-admin"
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--workers", "1"],
@@ -41,6 +44,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def copy_dags(folder: Path, sources: Iterable[Path]) -> Path:
+    """Empty ``folder`` and copy ``sources`` into it: the deployment's DAGs folder (also used by benchmarks)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for source in sources:
+        shutil.copy(source, folder / source.name)
+    return folder
 
 
 def deployment_env(home: Path, port: int, dags_folder: Path, connections: dict[str, str]) -> dict[str, str]:

@@ -58,11 +58,11 @@ def trigger(deployment: Deployment, dag_id: str, logical_date: str | None, conf:
     return Run(dag_id, run_id, "logical date" if logical_date else "no logical date")
 
 
-def watch(deployment: Deployment, runs: list[Run], timeout: float) -> list[Run]:
+def watch(deployment: Deployment, runs: list[Run], timeout: float, interval: float = 0.5) -> list[Run]:
     """Poll (two wildcard requests a round) until every run finished; also adopt scheduler-made runs.
 
-    Task states are sampled every half second, often enough to catch a wait in ``deferred``
-    (it lasts the sandbox's pending delay, several seconds).
+    Task states are sampled every ``interval`` seconds; the default half second is often enough to
+    catch a wait in ``deferred`` (it lasts the sandbox's pending delay, several seconds).
     """
     by_key = {(run.dag_id, run.run_id): run for run in runs}
     dag_ids = {run.dag_id for run in runs}
@@ -82,7 +82,7 @@ def watch(deployment: Deployment, runs: list[Run], timeout: float) -> list[Run]:
             return list(by_key.values())
         if time.monotonic() > deadline:
             return list(by_key.values())  # the tests report which runs did not finish
-        time.sleep(0.5)
+        time.sleep(interval)
 
 
 def waits_in_triggerer(dag: Any) -> set[str]:
