@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from airflow_provider_prefs.errors import (
     ConfigurationError,
     InvalidInputError,
-    OutcomeUnknownError,
     PrefsError,
     quoted,
     redact_url,
@@ -453,7 +452,8 @@ class PrefsApiHook(BaseHook):
     ) -> PatchOutcome:
         """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops."""
         from airflow_provider_prefs.bulk.runner import BadItem, failed_outcome
-        from airflow_provider_prefs.patching.changes import plan_change, send_change
+        from airflow_provider_prefs.patching.changes import PlannedChange, plan_change, send_change
+        from airflow_provider_prefs.patching.resume import resume_change
 
         if isinstance(work.item, BadItem):
             return PatchOutcome(status="failed", target=work.label, error=work.item.error)
@@ -462,7 +462,7 @@ class PrefsApiHook(BaseHook):
             resource, change = resource_of(work.item)
             target = resource.target
             if work.resumed_ops is not None:
-                outcome = self._resume_item(resource, target, work.resumed_ops)
+                outcome = resume_change(resource, PlannedChange(ops=work.resumed_ops), log=self.log)
             else:
                 planned = plan_change(resource, patch=change.get("patch"), desired=change.get("desired"))
                 if not planned.unchanged and not dry_run:
@@ -471,24 +471,6 @@ class PrefsApiHook(BaseHook):
         except Exception as exc:
             return failed_outcome(target, exc)
         return outcome.model_copy(update={"asset_uri": resource.asset_uri}) if outcome.status == "applied" else outcome
-
-    def _resume_item(self, resource: Resource, target: str, ops: Patch) -> PatchOutcome:
-        """An item an earlier try was sending when it stopped: find out whether it landed, resend if not."""
-        from airflow_provider_prefs.patching.changes import PlannedChange, send_change
-        from airflow_provider_prefs.patching.exactly_once import Verdict, judge
-
-        current = resource.read()
-        verdict, why = judge(ops, current, resource.rules, version_key=self.version_key)
-        if verdict is Verdict.APPLIED:
-            self.log.info("%s: an earlier try's patch had landed (%s); not sent again", target, why)
-            outcome = PatchOutcome(status="applied", target=target, operations=len(ops), reconciled=True)
-            return resource.summarize(outcome, current)
-        if verdict is Verdict.UNKNOWN:
-            raise OutcomeUnknownError(
-                f"an earlier try of this task was sending this patch when it stopped, and re-reading cannot "
-                f"tell whether it landed: {why}. It was not sent again; inspect the resource"
-            )
-        return send_change(resource, PlannedChange(ops=ops))
 
     def probe(self) -> str:
         """A cheap read-only call proving the connection works; returns what it showed."""
