@@ -41,6 +41,21 @@ def with_default(conn_type: str) -> dict[str, Any]:
     return {name: f["schema"]["default"] for name, f in CONN_FIELDS[conn_type].items() if "default" in f["schema"]}
 
 
+def wait_for_url(page: Any, pattern: str, error: type[Exception], attempts: int = 3) -> None:
+    """``page.wait_for_url``, waiting again when the navigation it watched was replaced by the next one.
+
+    The UI redirects in JavaScript (to the login page, then back), and Chromium reports the superseded
+    navigation as ``net::ERR_ABORTED``; the page still has to reach ``pattern`` in the end.
+    """
+    for attempt in range(attempts):
+        try:
+            page.wait_for_url(pattern)
+            return
+        except error as exc:
+            if "ERR_ABORTED" not in str(exc) or attempt == attempts - 1:
+                raise
+
+
 @pytest.fixture(scope="module")
 def page(deployment: Deployment) -> Iterator[Any]:
     """A signed-in page of the deployment's UI."""
@@ -53,11 +68,11 @@ def page(deployment: Deployment) -> Iterator[Any]:
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.set_default_timeout(30_000)
             page.goto(f"{deployment.url}/connections")
-            page.wait_for_url("**/auth/login**")
+            wait_for_url(page, "**/auth/login**", sync_api.Error)
             page.get_by_label("Username").fill(USERNAME)
             page.get_by_label("Password").fill(deployment.password)
             page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/connections")
+            wait_for_url(page, "**/connections", sync_api.Error)
             yield page
         finally:
             browser.close()
