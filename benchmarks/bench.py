@@ -237,7 +237,7 @@ class OfferClients:
             "Authorization": auth.authorization(self.hook.client.fetch_token),
             "Content-Type": "application/json",
         }
-        self.url = self.hook.offer_url(OFFER_ID)
+        self.url = self.hook.settings.offer_url(OFFER_ID)
         self.path = self.url.split("/data/core/dps", 1)[1] + "?offer-type=fallback"
         self.raw = requests.Session()
         self.http_hook = HttpHook(method="PATCH", http_conn_id="bench_http")

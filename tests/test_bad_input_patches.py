@@ -854,7 +854,7 @@ def test_request_limit_is_checked_by_the_client_before_sending(connections: Any)
     from airflow_provider_prefs.transport.client import ApiRequest
 
     hook = OfferLibraryHook(transport_overrides={"max_request_bytes": 100})
-    url = hook.offer_url(OFFER)
+    url = hook.settings.offer_url(OFFER)
     connections.state.clear_journal()
     with pytest.raises(RequestTooLargeError, match="max_request_bytes=100"):
         hook.send(ApiRequest("PATCH", url, action="raw patch", json_body=replace("/name", "n" * 200)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import jsonpatch
@@ -17,8 +18,7 @@ from airflow_provider_prefs.errors import (
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.models import PatchOutcome
-from airflow_provider_prefs.patching.changes import Resource, plan_change, send_change
-from airflow_provider_prefs.patching.exactly_once import PatchResult, send_exactly_once
+from airflow_provider_prefs.patching.changes import PlannedChange, Resource, plan_change, send_change, send_exactly_once
 from airflow_provider_prefs.patching.guards import add_guards, needs_guard, prepare, safe_to_resend
 from airflow_provider_prefs.patching.rules import OFFER_RULES, PROFILE_RULES, Patch
 
@@ -90,16 +90,17 @@ def test_prepare_reads_once_and_guards_only_the_repeatable_part() -> None:
 
 
 def _offer_resource(doc: dict[str, Any], sent: list[Patch]) -> Resource:
-    def patch(ops: Patch, base: dict[str, Any] | None) -> PatchResult:
+    def send(ops: Patch) -> dict[str, Any]:
         sent.append(ops)
         doc.update(jsonpatch.apply_patch(doc, ops))
-        return PatchResult(answer=doc)
+        return doc
 
     return Resource(
         target="offer 'o1'",
         rules=OFFER_RULES,
         read=lambda: copy.deepcopy(doc),
-        patch=patch,
+        patch_request=lambda ops: ops,  # the "request" is the operations themselves
+        send=send,
         summarize=lambda outcome, _doc: outcome,
     )
 
@@ -116,6 +117,17 @@ def test_plan_change_returns_the_guarded_ops_and_send_change_sends_exactly_them(
 
 class FakeService:
     """A document behind scripted sends for :func:`send_exactly_once`, counting sends and reads."""
+
+    def resource(self, send: Callable[[Patch], Any]) -> Resource:
+        """This document as a resource whose PATCHes go to ``send``."""
+        return Resource(
+            target="offer 'o1'",
+            rules=OFFER_RULES,
+            read=self.read,
+            patch_request=lambda ops: ops,
+            send=send,
+            summarize=lambda outcome, _doc: outcome,
+        )
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
@@ -143,7 +155,7 @@ def test_a_resend_refused_because_the_late_first_copy_landed_is_reconciled_as_ap
     ops, base = prepare(APPEND, OFFER_RULES, lambda: copy.deepcopy(OFFER))
     service = FakeService(copy.deepcopy(OFFER))
 
-    def send() -> Any:
+    def send(_ops: Patch) -> Any:
         service.sends += 1
         if service.sends == 1:
             raise uncertain()  # timed out; the request is still held up in the service
@@ -154,9 +166,7 @@ def test_a_resend_refused_because_the_late_first_copy_landed_is_reconciled_as_ap
             raise refused() from None
         raise AssertionError("the resend must have been refused by its guard")
 
-    result = send_exactly_once(
-        action="PATCH offer 'o1'", ops=ops, rules=OFFER_RULES, send=send, read=service.read, base=base
-    )
+    result = send_exactly_once(service.resource(send), PlannedChange(ops=ops, base=base))
     assert result.reconciled and result.resends == 1 and service.sends == 2
     assert service.doc["labels"] == ["a", "x"]
 
@@ -165,14 +175,12 @@ def test_an_unguarded_append_is_never_resent_after_an_uncertain_outcome() -> Non
     service = FakeService(copy.deepcopy(OFFER))
     sends: list[int] = []
 
-    def send() -> Any:
+    def send(_ops: Patch) -> Any:
         sends.append(1)
         raise uncertain()
 
     with pytest.raises(OutcomeUnknownError, match=r"not resent.*To check: .*/labels/-"):
-        send_exactly_once(
-            action="PATCH offer 'o1'", ops=APPEND, rules=OFFER_RULES, send=send, read=service.read, base=OFFER
-        )
+        send_exactly_once(service.resource(send), PlannedChange(ops=APPEND, base=OFFER))
     assert sends == [1] and service.reads == 1
 
 
@@ -180,11 +188,11 @@ def test_a_refused_patch_that_is_not_in_place_is_a_concurrent_modification() -> 
     ops, base = prepare(APPEND, OFFER_RULES, lambda: copy.deepcopy(OFFER))
     service = FakeService({**OFFER, "labels": ["theirs"]})
 
-    def send() -> Any:
+    def send(_ops: Patch) -> Any:
         raise refused(409)
 
     with pytest.raises(ConcurrentModificationError, match="test of /labels"):
-        send_exactly_once(action="PATCH", ops=ops, rules=OFFER_RULES, send=send, read=service.read, base=base)
+        send_exactly_once(service.resource(send), PlannedChange(ops=ops, base=base))
 
 
 def test_a_checkpointed_plan_resent_after_it_landed_is_applied_once(connections: Any) -> None:

@@ -9,7 +9,7 @@ import jsonpatch
 import pytest
 
 from airflow_provider_prefs.errors import PatchValidationError
-from airflow_provider_prefs.patching.exactly_once import Verdict, judge, needs_base
+from airflow_provider_prefs.patching.guards import needs_guard
 from airflow_provider_prefs.patching.rules import (
     OFFER_RULES,
     PROFILE_RULES,
@@ -19,6 +19,7 @@ from airflow_provider_prefs.patching.rules import (
     render_preview,
     validate_patch,
 )
+from airflow_provider_prefs.patching.verdicts import Verdict, judge
 
 OFFER: dict[str, Any] = {
     "id": "o1",
@@ -207,6 +208,6 @@ def test_judge_guarded_patches() -> None:
 
 
 def test_unguarded_appends_need_a_base_and_are_unknown_without_one() -> None:
-    assert needs_base(APPEND) and not needs_base(RENAME)
-    assert not needs_base([{"op": "test", "path": "/labels", "value": ["a"]}, *APPEND])
+    assert needs_guard(APPEND) and not needs_guard(RENAME)
+    assert not needs_guard([{"op": "test", "path": "/labels", "value": ["a"]}, *APPEND])
     assert judge(APPEND, OFFER, OFFER_RULES)[0] is Verdict.UNKNOWN

@@ -1,5 +1,10 @@
 """Many changes with bounded concurrency over one hook (one session, one pool, one 429 gate).
 
+:func:`apply_changes` is what the hooks' ``bulk_patch_*`` methods run: each item becomes a resource
+and its change, planned and sent exactly once by :mod:`~airflow_provider_prefs.patching.changes`,
+with the run's checkpoint (:mod:`.progress`) recording each item's operations before they are sent.
+:func:`run_bulk` underneath only bounds the concurrency.
+
 Input is consumed lazily and results are folded into counters as they arrive, so memory stays flat
 whether there are ten items or a million. A failed item never stops the others, whatever it raised:
 it becomes a failure row naming the item, and the caller decides at the end what failures mean.
@@ -12,14 +17,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_prefs.models import BulkReport, PatchOutcome
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.progress import BulkProgress
+    from airflow_provider_prefs.patching.changes import Resource
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 #: How many failures a report lists in full; the rest are only counted.
 MAX_LISTED_FAILURES = 100
@@ -158,6 +164,110 @@ def run_bulk(
             if future in pending:
                 record(future.result())
     return report
+
+
+class BulkOptions(TypedDict, total=False):
+    """How a bulk run goes, the same for every service (the keyword arguments of :func:`apply_changes`)."""
+
+    #: Items in flight at once; capped at the connection pool size.
+    max_concurrency: int
+    #: Preview every item; send nothing (and record nothing).
+    dry_run: bool
+    #: The run's checkpoint (see :mod:`airflow_provider_prefs.bulk.progress`).
+    progress: BulkProgress | None
+    #: Called in the calling thread with each item's outcome as it finishes (not for skipped items).
+    on_outcome: Callable[[PatchOutcome], None] | None
+
+
+def apply_changes(
+    items: Iterable[Any],
+    resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]],
+    *,
+    pool_size: int,
+    log: logging.Logger | Any = _log,
+    max_concurrency: int = 8,
+    dry_run: bool = False,
+    progress: BulkProgress | None = None,
+    on_outcome: Callable[[PatchOutcome], None] | None = None,
+) -> BulkReport:
+    """Apply many changes over one hook's session; every item ends in the report, none raises.
+
+    ``resource_of`` turns one input item into the resource and its ``patch``/``desired`` change.
+    Concurrency is capped at the connection pool size so no connection is opened and dropped.
+
+    :param progress: the run's checkpoint (see :mod:`airflow_provider_prefs.bulk.progress`): items
+        an earlier try finished are skipped, items it left in flight are re-judged and their
+        recorded operations resent only if they did not land; each new item's operations are
+        stored before they are sent.
+    :param on_outcome: called in the calling thread with each item's outcome as it finishes
+        (not for skipped items); an applied outcome carries its resource's ``asset_uri``.
+    """
+    from airflow_provider_prefs.bulk.progress import BulkProgress
+
+    if max_concurrency > pool_size:
+        log.warning(
+            "max_concurrency %d capped to the connection pool size %d (pool_size extra)", max_concurrency, pool_size
+        )
+        max_concurrency = pool_size
+    if progress is None or dry_run:
+        progress = BulkProgress(None)  # a dry run sends nothing, so it has nothing to remember
+    resume = progress.resume
+    report = BulkReport(**resume.counts) if progress.enabled else BulkReport()
+    if progress.enabled and not resume.empty:
+        log.info(
+            "resuming: %d item(s) finished by an earlier try are skipped, %d in flight are re-judged",
+            resume.next + len(resume.finished_above),
+            len(resume.inflight),
+        )
+    checkpoint = progress
+
+    def handle(work: BulkItem) -> PatchOutcome:
+        outcome = apply_item(work, resource_of, checkpoint, dry_run=dry_run, log=log)
+        checkpoint.finish(work.index, work.digest, outcome.status)
+        return outcome
+
+    report = run_bulk(
+        numbered(items, progress, report),
+        handle,
+        max_concurrency=max_concurrency,
+        report=report,
+        label=lambda work: work.label,
+        on_outcome=on_outcome,
+    )
+    progress.flush()
+    if progress.enabled:
+        log.info("checkpoint: %d write(s) for %d item(s) sent", progress.writes, report.total - report.skipped)
+    return report
+
+
+def apply_item(
+    work: BulkItem,
+    resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]],
+    progress: BulkProgress,
+    *,
+    dry_run: bool,
+    log: logging.Logger | Any = _log,
+) -> PatchOutcome:
+    """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops."""
+    from airflow_provider_prefs.patching.changes import PlannedChange, plan_change, send_change
+    from airflow_provider_prefs.patching.resume import resume_change
+
+    if isinstance(work.item, BadItem):
+        return PatchOutcome(status="failed", target=work.label, error=work.item.error)
+    target = work.label
+    try:
+        resource, change = resource_of(work.item)
+        target = resource.target
+        if work.resumed_ops is not None:
+            outcome = resume_change(resource, PlannedChange(ops=work.resumed_ops), log=log)
+        else:
+            planned = plan_change(resource, patch=change.get("patch"), desired=change.get("desired"))
+            if not planned.unchanged and not dry_run:
+                progress.begin(work.index, work.digest, planned.ops)
+            outcome = send_change(resource, planned, dry_run=dry_run)
+    except Exception as exc:
+        return failed_outcome(target, exc)
+    return outcome.model_copy(update={"asset_uri": resource.asset_uri}) if outcome.status == "applied" else outcome
 
 
 def max_window(max_concurrency: int) -> int:

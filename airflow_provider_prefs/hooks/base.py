@@ -1,8 +1,9 @@
-"""What both hooks share: reading the Airflow connection, transport settings, the client, patches."""
+"""What both hooks share: reading the Airflow connection, transport settings, the client, resources to patch."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -24,11 +25,7 @@ from airflow_provider_prefs.transport.auth import mask_secret
 from airflow_provider_prefs.transport.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk.progress import BulkProgress
-    from airflow_provider_prefs.bulk.runner import BulkItem
-    from airflow_provider_prefs.models import BulkReport
     from airflow_provider_prefs.patching.changes import Resource
-    from airflow_provider_prefs.patching.exactly_once import PatchResult
     from airflow_provider_prefs.patching.rules import Patch, PatchRules
     from airflow_provider_prefs.transport.auth import TokenProvider
     from airflow_provider_prefs.transport.client import ApiClient, ApiRequest, ClientSettings
@@ -261,11 +258,44 @@ def parse_transport(extras: ConnectionExtras, overrides: Mapping[str, Any] | Non
     return parse_model(TransportSettings, data, what, names=names)
 
 
-class PrefsApiHook(BaseHook):
-    """Base of both service hooks: connection parsing, secret masking, one client, exactly-once patches.
+@dataclass(frozen=True)
+class ResourceDescription:
+    """What a service hook says about one offer or profile: where it lives and how to summarize it.
 
-    Subclasses describe their service (connection fields, headers, token source, patch rules); all
-    I/O goes through :class:`~airflow_provider_prefs.transport.client.ApiClient`.
+    :meth:`PrefsApiHook.resource` turns it into the :class:`~airflow_provider_prefs.patching.changes.Resource`
+    the patch engine reads and patches.
+    """
+
+    #: How messages name it, e.g. ``offer 'fallbackOffer1234'``; requests are named ``GET <target>``...
+    target: str
+    url: str
+    params: Mapping[str, str]
+    #: The outcome with the service's summary of the answered (or re-read) document added.
+    summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
+    #: The Airflow asset the resource belongs to (see :mod:`airflow_provider_prefs.assets`).
+    asset_uri: str | None = None
+
+    def request(self, method: str, body: Patch | None = None) -> ApiRequest:
+        """A request to this resource; one with a body (a PATCH) is never resent blindly by the client."""
+        from airflow_provider_prefs.transport.client import ApiRequest
+
+        return ApiRequest(
+            method,
+            self.url,
+            action=f"{method} {self.target}",
+            params=dict(self.params),
+            json_body=body,
+            resends_safely=body is None,
+        )
+
+
+class PrefsApiHook(BaseHook):
+    """Base of both service hooks: connection parsing, secret masking, one client, resources to patch.
+
+    Subclasses describe their service (connection fields, headers, token source, patch rules) and
+    their resources (:class:`ResourceDescription`); :meth:`resource` binds a description to the
+    client for the patch engine. All I/O goes through
+    :class:`~airflow_provider_prefs.transport.client.ApiClient`.
     """
 
     conn_name_attr: ClassVar[str] = "conn_id"
@@ -326,151 +356,31 @@ class PrefsApiHook(BaseHook):
             self.client.close()
 
     def send(self, request: ApiRequest) -> Any:
-        """Send one request through the shared client (retries included)."""
+        """Send one request through the shared client (retries included); returns the answer's JSON."""
         return self.client.send(request)
 
-    def checked_patch(self, patch: Any, action: str) -> Patch:
-        """``patch`` validated against this service's rules and its body size against ``max_request_bytes``."""
-        from airflow_provider_prefs.jsonvalue import encode_json
-        from airflow_provider_prefs.patching.rules import validate_patch
+    def resource(self, described: ResourceDescription) -> Resource:
+        """The resource a service hook described, bound to this hook's client, for the patch engine.
 
-        ops = validate_patch(patch, self.patch_rules)
-        encode_json(ops, limit=self.transport.max_request_bytes, what=action)
-        return ops
-
-    def prepare_patch(
-        self,
-        patch: Patch | str,
-        action: str,
-        read: Callable[[], dict[str, Any]],
-        base: dict[str, Any] | None = None,
-    ) -> tuple[Patch, dict[str, Any] | None]:
-        """Check ``patch`` (:meth:`checked_patch`); guard it if a second copy could apply twice.
-
-        Returns the operations to send and the document they were planned against; reads the
-        resource only for a patch that needs a guard and no ``base`` was given
-        (:mod:`~airflow_provider_prefs.patching.guards`).
+        Its ``send`` is the client's own, so a PATCH goes from the change flow
+        (:mod:`~airflow_provider_prefs.patching.changes`) straight to the transport.
         """
-        from airflow_provider_prefs.patching.guards import prepare
+        from airflow_provider_prefs.patching.changes import Resource
 
-        return prepare(self.checked_patch(patch, action), self.patch_rules, read, base)
-
-    def send_patch(
-        self,
-        request: ApiRequest,
-        ops: Patch,
-        *,
-        read: Callable[[], dict[str, Any]],
-        base: dict[str, Any] | None = None,
-    ) -> PatchResult:
-        """Send exactly ``ops`` (already prepared), applied once.
-
-        See :mod:`airflow_provider_prefs.patching.exactly_once`.
-        """
-        from airflow_provider_prefs.patching.exactly_once import send_exactly_once
-
-        return send_exactly_once(
-            action=request.action,
-            ops=ops,
+        client = self.client
+        read_request = described.request("GET")
+        return Resource(
+            target=described.target,
             rules=self.patch_rules,
-            send=lambda: self.client.send(request),
-            read=read,
-            base=base,
+            read=lambda: dict(client.send(read_request)),
+            patch_request=lambda ops: described.request("PATCH", ops),
+            send=client.send,
+            summarize=described.summarize,
             version_key=self.version_key,
             max_resends=self.transport.max_attempts - 1,
+            max_request_bytes=self.transport.max_request_bytes,
+            asset_uri=described.asset_uri,
         )
-
-    def bulk_apply(
-        self,
-        items: Iterable[Any],
-        resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]],
-        *,
-        max_concurrency: int = 8,
-        dry_run: bool = False,
-        progress: BulkProgress | None = None,
-        on_outcome: Callable[[PatchOutcome], None] | None = None,
-    ) -> BulkReport:
-        """Apply many changes over this hook's one session; every item ends in the report, none raises.
-
-        ``resource_of`` turns one input item into the resource and its ``patch``/``desired`` change.
-        Concurrency is capped at the connection pool size so no connection is opened and dropped.
-
-        :param progress: the run's checkpoint (see :mod:`airflow_provider_prefs.bulk.progress`): items
-            an earlier try finished are skipped, items it left in flight are re-judged and their
-            recorded operations resent only if they did not land; each new item's operations are
-            stored before they are sent.
-        :param on_outcome: called in the calling thread with each item's outcome as it finishes
-            (not for skipped items); an applied outcome carries its resource's ``asset_uri``.
-        """
-        from airflow_provider_prefs.bulk.progress import BulkProgress
-        from airflow_provider_prefs.bulk.runner import numbered, run_bulk
-        from airflow_provider_prefs.models import BulkReport
-
-        if max_concurrency > self.transport.pool_size:
-            self.log.warning(
-                "max_concurrency %d capped to the connection pool size %d (pool_size extra)",
-                max_concurrency,
-                self.transport.pool_size,
-            )
-            max_concurrency = self.transport.pool_size
-        if progress is None or dry_run:
-            progress = BulkProgress(None)  # a dry run sends nothing, so it has nothing to remember
-        resume = progress.resume
-        report = BulkReport(**resume.counts) if progress.enabled else BulkReport()
-        if progress.enabled and not resume.empty:
-            self.log.info(
-                "resuming: %d item(s) finished by an earlier try are skipped, %d in flight are re-judged",
-                resume.next + len(resume.finished_above),
-                len(resume.inflight),
-            )
-
-        def handle(work: BulkItem) -> PatchOutcome:
-            outcome = self._bulk_item(work, resource_of, progress, dry_run=dry_run)
-            progress.finish(work.index, work.digest, outcome.status)
-            return outcome
-
-        report = run_bulk(
-            numbered(items, progress, report),
-            handle,
-            max_concurrency=max_concurrency,
-            report=report,
-            label=lambda work: work.label,
-            on_outcome=on_outcome,
-        )
-        progress.flush()
-        if progress.enabled:
-            self.log.info("checkpoint: %d write(s) for %d item(s) sent", progress.writes, report.total - report.skipped)
-        return report
-
-    def _bulk_item(
-        self,
-        work: BulkItem,
-        resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]],
-        progress: BulkProgress,
-        *,
-        dry_run: bool,
-    ) -> PatchOutcome:
-        """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops."""
-        from airflow_provider_prefs.bulk.runner import BadItem, failed_outcome
-        from airflow_provider_prefs.patching.changes import PlannedChange, plan_change, send_change
-        from airflow_provider_prefs.patching.resume import resume_change
-
-        if isinstance(work.item, BadItem):
-            return PatchOutcome(status="failed", target=work.label, error=work.item.error)
-        target = work.label
-        try:
-            resource, change = resource_of(work.item)
-            target = resource.target
-            if work.resumed_ops is not None:
-                outcome = resume_change(resource, PlannedChange(ops=work.resumed_ops), log=self.log)
-            else:
-                planned = plan_change(resource, patch=change.get("patch"), desired=change.get("desired"))
-                if not planned.unchanged and not dry_run:
-                    progress.begin(work.index, work.digest, planned.ops)
-                outcome = send_change(resource, planned, dry_run=dry_run)
-        except Exception as exc:
-            return failed_outcome(target, exc)
-        return outcome.model_copy(update={"asset_uri": resource.asset_uri}) if outcome.status == "applied" else outcome
 
     def probe(self) -> str:
         """A cheap read-only call proving the connection works; returns what it showed."""

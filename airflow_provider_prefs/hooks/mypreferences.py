@@ -6,17 +6,20 @@ import asyncio
 import json
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from airflow_provider_prefs.assets import profiles_asset_uri
+from airflow_provider_prefs.bulk.runner import apply_changes, item_tuple
 from airflow_provider_prefs.errors import ConfigurationError, NotFoundError, PrefsError, quoted, shorten
 from airflow_provider_prefs.hooks.base import (
     ConnectionExtras,
     PrefsApiHook,
+    ResourceDescription,
     aload_connection,
     base_url_of,
     check_url,
@@ -24,7 +27,8 @@ from airflow_provider_prefs.hooks.base import (
     parse_transport,
     require_id,
 )
-from airflow_provider_prefs.patching.exactly_once import PatchResult
+from airflow_provider_prefs.models import profile_summary
+from airflow_provider_prefs.patching.changes import PatchResult, plan_change, send_exactly_once
 from airflow_provider_prefs.patching.rules import PROFILE_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     DEFAULT_PROFILE_PATH,
@@ -37,8 +41,10 @@ from airflow_provider_prefs.transport.client import ApiRequest, AsyncApiClient
 from airflow_provider_prefs.transport.token_cache import shared_cache
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk.progress import BulkProgress
-    from airflow_provider_prefs.models import BulkReport, PatchOutcome
+    from typing_extensions import Unpack
+
+    from airflow_provider_prefs.bulk.runner import BulkOptions
+    from airflow_provider_prefs.models import BulkReport
     from airflow_provider_prefs.patching.changes import Resource
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
@@ -175,20 +181,25 @@ class MyPreferencesSettings(BaseModel):
         path = self.profile_path.format(client_id=quote(self.client_id, safe=""))
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    def describe_profile(self, alternate_id: str, alternate_id_type: str) -> ResourceDescription:
+        """The one place that knows how a profile is addressed (used by both hooks) and summarized."""
+        require_id(alternate_id, "alternate_id")
+        require_id(alternate_id_type, "alternate_id_type")
+        target = f"profile {shorten(alternate_id_type)}:{quoted(alternate_id)}"
+        return ResourceDescription(
+            target=target,
+            url=self.profiles_url,
+            params={"alternateId": alternate_id, "alternateIdType": alternate_id_type},
+            summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
+            # The account and id type only: the alternate id itself is personal data.
+            asset_uri=profiles_asset_uri(self.client_id, alternate_id_type),
+        )
+
     def profile_request(
         self, method: str, alternate_id: str, alternate_id_type: str, body: Patch | None = None
     ) -> ApiRequest:
-        """The one place that knows how a profile is addressed (used by both hooks)."""
-        require_id(alternate_id, "alternate_id")
-        require_id(alternate_id_type, "alternate_id_type")
-        return ApiRequest(
-            method,
-            self.profiles_url,
-            action=f"{method} profile {shorten(alternate_id_type)}:{quoted(alternate_id)}",
-            params={"alternateId": alternate_id, "alternateIdType": alternate_id_type},
-            json_body=body,
-            resends_safely=body is None,
-        )
+        """A request to one profile (the async hook's reads, the connection test's probe)."""
+        return self.describe_profile(alternate_id, alternate_id_type).request(method, body)
 
 
 class MyPreferencesHook(PrefsApiHook):
@@ -219,9 +230,13 @@ class MyPreferencesHook(PrefsApiHook):
         """What to check in this connection on a 401, 403 or 404."""
         return self.settings.status_hints(self.conn_id)
 
+    def profile(self, alternate_id: str, alternate_id_type: str) -> Resource:
+        """The profile as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
+        return self.resource(self.settings.describe_profile(alternate_id, alternate_id_type))
+
     def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
         """The full profile (alternate id and type are matched case-insensitively by the service)."""
-        return dict(self.send(self.settings.profile_request("GET", alternate_id, alternate_id_type)))
+        return self.profile(alternate_id, alternate_id_type).read()
 
     def patch_profile(
         self,
@@ -238,57 +253,21 @@ class MyPreferencesHook(PrefsApiHook):
         A patch whose second copy would apply again (an append, say) is first guarded with ``test``
         ops from ``base``, or from a fresh read of the profile when ``base`` is not given.
         """
-        action = self.settings.profile_request("PATCH", alternate_id, alternate_id_type).action
-        ops, base = self.prepare_patch(patch, action, lambda: self.get_profile(alternate_id, alternate_id_type), base)
-        return self.send_profile_patch(alternate_id, alternate_id_type, ops, base=base)
-
-    def send_profile_patch(
-        self, alternate_id: str, alternate_id_type: str, ops: Patch, *, base: dict[str, Any] | None = None
-    ) -> PatchResult:
-        """Send exactly ``ops`` (validated and guarded beforehand, e.g. by :meth:`prepare_patch`)."""
-        request = self.settings.profile_request("PATCH", alternate_id, alternate_id_type, ops)
-        return self.send_patch(request, ops, read=lambda: self.get_profile(alternate_id, alternate_id_type), base=base)
-
-    def profile(self, alternate_id: str, alternate_id_type: str) -> Resource:
-        """The profile as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
-        from airflow_provider_prefs.assets import profiles_asset_uri
-        from airflow_provider_prefs.models import profile_summary
-        from airflow_provider_prefs.patching.changes import Resource
-
-        require_id(alternate_id, "alternate_id")
-        require_id(alternate_id_type, "alternate_id_type")
-        target = f"profile {shorten(alternate_id_type)}:{quoted(alternate_id)}"
-        return Resource(
-            target=target,
-            rules=self.patch_rules,
-            read=lambda: self.get_profile(alternate_id, alternate_id_type),
-            patch=lambda ops, base: self.send_profile_patch(alternate_id, alternate_id_type, ops, base=base),
-            summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
-            max_request_bytes=self.transport.max_request_bytes,
-            # The account and id type only: the alternate id itself is personal data.
-            asset_uri=profiles_asset_uri(self.settings.client_id, alternate_id_type),
-        )
+        profile = self.profile(alternate_id, alternate_id_type)
+        return send_exactly_once(profile, plan_change(profile, patch=patch, base=base))
 
     def bulk_patch_profiles(
-        self,
-        items: Iterable[Any],
-        *,
-        alternate_id_type: str | None = None,
-        max_concurrency: int = 8,
-        dry_run: bool = False,
-        progress: BulkProgress | None = None,
-        on_outcome: Callable[[PatchOutcome], None] | None = None,
+        self, items: Iterable[Any], *, alternate_id_type: str | None = None, **options: Unpack[BulkOptions]
     ) -> BulkReport:
         """Patch many profiles concurrently over one session.
 
         :param items: ``(alternate_id, patch)`` pairs (with ``alternate_id_type`` given here),
             ``(alternate_id, alternate_id_type, patch)`` triples, or dicts with ``alternate_id``,
             optional ``alternate_id_type`` and ``patch`` or ``desired``; consumed lazily.
-        :param progress: checkpoint to resume from and record into (see :meth:`bulk_apply`).
-        :param on_outcome: called with each item's outcome as it finishes (see :meth:`bulk_apply`).
+        :param options: how the run goes (``max_concurrency``, ``dry_run``, ``progress`` to resume from
+            and record into, ``on_outcome``), see :func:`~airflow_provider_prefs.bulk.runner.apply_changes`.
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
-        from airflow_provider_prefs.bulk.runner import item_tuple
 
         def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
             if isinstance(item, dict):
@@ -299,14 +278,7 @@ class MyPreferencesHook(PrefsApiHook):
                 return self.profile(fields[0], fields[1]), {"patch": fields[2]}
             return self.profile(fields[0], alternate_id_type), {"patch": fields[1]}  # type: ignore[arg-type]
 
-        return self.bulk_apply(
-            items,
-            resource_of,
-            max_concurrency=max_concurrency,
-            dry_run=dry_run,
-            progress=progress,
-            on_outcome=on_outcome,
-        )
+        return apply_changes(items, resource_of, pool_size=self.transport.pool_size, log=self.log, **options)
 
     def probe(self) -> str:
         """Authenticate, look up a probe profile, and prove the client id is known.

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from airflow_provider_prefs.assets import offer_asset_uri
+from airflow_provider_prefs.bulk.runner import apply_changes, item_tuple
 from airflow_provider_prefs.errors import quoted
 from airflow_provider_prefs.hooks.base import (
     ConnectionExtras,
     PrefsApiHook,
+    ResourceDescription,
     base_url_of,
     check_url,
     parse_model,
     require_id,
 )
-from airflow_provider_prefs.patching.exactly_once import PatchResult
+from airflow_provider_prefs.models import OfferMetadata
+from airflow_provider_prefs.patching.changes import PatchResult, plan_change, send_exactly_once
 from airflow_provider_prefs.patching.rules import OFFER_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     ADOBE_CONN_TYPE,
@@ -31,8 +35,10 @@ from airflow_provider_prefs.transport.client import ApiRequest
 from airflow_provider_prefs.transport.token_cache import shared_cache
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk.progress import BulkProgress
-    from airflow_provider_prefs.models import BulkReport, PatchOutcome
+    from typing_extensions import Unpack
+
+    from airflow_provider_prefs.bulk.runner import BulkOptions
+    from airflow_provider_prefs.models import BulkReport
     from airflow_provider_prefs.patching.changes import Resource
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
@@ -72,6 +78,20 @@ class OfferLibrarySettings(BaseModel):
     @classmethod
     def _url(cls, value: str) -> str:
         return check_url(value)
+
+    def offer_url(self, offer_id: str) -> str:
+        """URL of one offer; the id is percent-encoded entirely (``/``, ``?``, ``#`` included)."""
+        return f"{self.base_url}/offers/{quote(require_id(offer_id, 'offer_id', path_segment=True), safe='')}"
+
+    def describe_offer(self, offer_id: str) -> ResourceDescription:
+        """Where fallback offer ``offer_id`` lives (``/offers/{id}?offer-type=fallback``) and how it is summarized."""
+        return ResourceDescription(
+            target=f"offer {quoted(offer_id)}",
+            url=self.offer_url(offer_id),
+            params=FALLBACK,
+            summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
+            asset_uri=offer_asset_uri(self.ims_org_id, self.sandbox_name, offer_id),
+        )
 
     @classmethod
     def from_connection(cls, conn: Any, extras: ConnectionExtras) -> OfferLibrarySettings:
@@ -146,14 +166,13 @@ class OfferLibraryHook(PrefsApiHook):
             "a sandbox its product profile can access; login (client id) is also sent as x-api-key",
         }
 
-    def offer_url(self, offer_id: str) -> str:
-        """URL of one offer; the id is percent-encoded entirely (``/``, ``?``, ``#`` included)."""
-        return f"{self.settings.base_url}/offers/{quote(require_id(offer_id, 'offer_id', path_segment=True), safe='')}"
+    def offer(self, offer_id: str) -> Resource:
+        """The offer as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
+        return self.resource(self.settings.describe_offer(offer_id))
 
     def get_offer(self, offer_id: str) -> dict[str, Any]:
         """The full fallback offer document."""
-        url = self.offer_url(offer_id)
-        return dict(self.send(ApiRequest("GET", url, action=f"GET offer {quoted(offer_id)}", params=FALLBACK)))
+        return self.offer(offer_id).read()
 
     def patch_offer(self, offer_id: str, patch: Patch | str, *, base: dict[str, Any] | None = None) -> PatchResult:
         """Validate and send a JSON Patch to a fallback offer, applied exactly once.
@@ -164,58 +183,18 @@ class OfferLibraryHook(PrefsApiHook):
         :param base: the offer as read before planning the patch, if the caller has it.
         :return: the PATCH answer (offer metadata), or the re-read offer if the answer was lost.
         """
-        require_id(offer_id, "offer_id", path_segment=True)
-        ops, base = self.prepare_patch(patch, f"PATCH offer {quoted(offer_id)}", lambda: self.get_offer(offer_id), base)
-        return self.send_offer_patch(offer_id, ops, base=base)
+        offer = self.offer(offer_id)
+        return send_exactly_once(offer, plan_change(offer, patch=patch, base=base))
 
-    def send_offer_patch(self, offer_id: str, ops: Patch, *, base: dict[str, Any] | None = None) -> PatchResult:
-        """Send exactly ``ops`` (validated and guarded beforehand, e.g. by :meth:`prepare_patch`)."""
-        url = self.offer_url(offer_id)
-        request = ApiRequest(
-            "PATCH",
-            url,
-            action=f"PATCH offer {quoted(offer_id)}",
-            params=FALLBACK,
-            json_body=ops,
-            resends_safely=False,
-        )
-        return self.send_patch(request, ops, read=lambda: self.get_offer(offer_id), base=base)
-
-    def offer(self, offer_id: str) -> Resource:
-        """The offer as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
-        from airflow_provider_prefs.assets import offer_asset_uri
-        from airflow_provider_prefs.models import OfferMetadata
-        from airflow_provider_prefs.patching.changes import Resource
-
-        require_id(offer_id, "offer_id", path_segment=True)
-        return Resource(
-            target=f"offer {quoted(offer_id)}",
-            rules=self.patch_rules,
-            read=lambda: self.get_offer(offer_id),
-            patch=lambda ops, base: self.send_offer_patch(offer_id, ops, base=base),
-            summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
-            max_request_bytes=self.transport.max_request_bytes,
-            asset_uri=offer_asset_uri(self.settings.ims_org_id, self.settings.sandbox_name, offer_id),
-        )
-
-    def bulk_patch_offers(
-        self,
-        items: Iterable[Any],
-        *,
-        max_concurrency: int = 8,
-        dry_run: bool = False,
-        progress: BulkProgress | None = None,
-        on_outcome: Callable[[PatchOutcome], None] | None = None,
-    ) -> BulkReport:
+    def bulk_patch_offers(self, items: Iterable[Any], **options: Unpack[BulkOptions]) -> BulkReport:
         """Patch many offers concurrently over one session.
 
         :param items: ``(offer_id, patch)`` pairs or ``{"offer_id", "patch" | "desired"}`` dicts,
             consumed lazily (a generator over a file is fine).
-        :param progress: checkpoint to resume from and record into (see :meth:`bulk_apply`).
-        :param on_outcome: called with each item's outcome as it finishes (see :meth:`bulk_apply`).
+        :param options: how the run goes (``max_concurrency``, ``dry_run``, ``progress`` to resume from
+            and record into, ``on_outcome``), see :func:`~airflow_provider_prefs.bulk.runner.apply_changes`.
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
-        from airflow_provider_prefs.bulk.runner import item_tuple
 
         def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
             if isinstance(item, dict):
@@ -223,14 +202,7 @@ class OfferLibraryHook(PrefsApiHook):
             offer_id, patch = item_tuple(item, (2,), OFFER_ITEM_SHAPE)
             return self.offer(offer_id), {"patch": patch}
 
-        return self.bulk_apply(
-            items,
-            resource_of,
-            max_concurrency=max_concurrency,
-            dry_run=dry_run,
-            progress=progress,
-            on_outcome=on_outcome,
-        )
+        return apply_changes(items, resource_of, pool_size=self.transport.pool_size, log=self.log, **options)
 
     def list_offers(self, *, limit: int = 10, name: str | None = None) -> dict[str, Any]:
         """One page of fallback offers (``results``, ``count``, ``total``, ``_links``)."""

@@ -167,7 +167,7 @@ class BulkPatchOperatorBase(BaseOperator):
         return ItemReport(self.report_path) if self.report_path else nullcontext()
 
     def _record(self, outcome: PatchOutcome, item_report: ItemReport | None) -> None:
-        # Called in the task's thread as each item finishes (see PrefsApiHook.bulk_apply).
+        # Called in the task's thread as each item finishes (see bulk.runner.apply_changes).
         if item_report is not None:
             item_report.write(outcome)
         if outcome.status == "applied":

@@ -8,8 +8,8 @@ against, pinning what it changes. The first copy to land breaks those tests, so 
 refused by the service. Patches whose repeat is a no-op (``replace``, ``add``/``remove`` of an object
 member) are sent as they are, with no pre-read.
 
-Guarding happens when a change is *planned* (:func:`airflow_provider_prefs.patching.changes.plan_change`, and
-the hooks' ``patch_*`` methods), so the operations recorded in a task checkpoint are the guarded ones.
+Guarding happens when a change is *planned* (:func:`airflow_provider_prefs.patching.changes.plan_change`, also
+behind the hooks' ``patch_*`` methods), so the operations recorded in a task checkpoint are the guarded ones.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def add_guards(ops: Patch, base: dict[str, Any]) -> Patch:
 
     Idempotent ops are left unpinned (pinning them would only turn unrelated concurrent edits into
     refusals). A ``copy`` to a new top-level member cannot be pinned; such a patch stays unguarded
-    and is never resent blindly (see :mod:`airflow_provider_prefs.patching.exactly_once`).
+    and is never resent blindly (see :func:`airflow_provider_prefs.patching.changes.send_exactly_once`).
     """
     existing = {op["path"] for op in ops if op["op"] == "test"}
     pins = [pin for pin in pin_values(base, [op for op in ops if repeat_changes(op)]) if pin["path"] not in existing]

@@ -5,7 +5,7 @@ planned against when that is small) before sending, and the outcome after. When 
 intent but no outcome, the earlier try was cut off between sending and answering (worker killed,
 answer lost, task timed out): the change may or may not have landed. :func:`resume_change`
 re-reads the resource and judges it with the same rules as a lost answer
-(:func:`~airflow_provider_prefs.patching.exactly_once.judge`): landed means done, not landed means the
+(:func:`~airflow_provider_prefs.patching.verdicts.judge`): landed means done, not landed means the
 *recorded* operations are sent (never planned anew, so the guards they carry still describe the
 document they were written against), undecidable means :class:`OutcomeUnknownError`.
 """
@@ -20,7 +20,8 @@ from typing import Any
 from airflow_provider_prefs.errors import OutcomeUnknownError
 from airflow_provider_prefs.models import PatchOutcome
 from airflow_provider_prefs.patching.changes import PlannedChange, Resource, send_change
-from airflow_provider_prefs.patching.exactly_once import Verdict, judge, needs_base
+from airflow_provider_prefs.patching.guards import needs_guard
+from airflow_provider_prefs.patching.verdicts import Verdict, judge
 
 _log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def with_base(resource: Resource, planned: PlannedChange) -> PlannedChange:
     Unguarded array-position operations (``add /x/-``) cannot be judged after a lost answer
     without it. The hook would read it anyway before sending; reading it here lets the task record it.
     """
-    if planned.base is None and planned.ops and needs_base(planned.ops):
+    if planned.base is None and planned.ops and needs_guard(planned.ops):
         return dataclasses.replace(planned, base=resource.read())
     return planned
 

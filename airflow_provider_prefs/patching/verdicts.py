@@ -1,43 +1,26 @@
-"""Send a patch so that it is applied exactly once, even when the answer is lost or the request is late.
+"""Judge from a fresh read whether a patch whose answer was lost (or that the service refused) was applied.
 
-A 5xx, a reset or a read timeout after a PATCH was sent leaves its fate unknown, and the request may
-even still be held up in the service and land *after* the client re-read the resource. So:
+The exactly-once send loop (:func:`~airflow_provider_prefs.patching.changes.send_exactly_once`) and
+task-level resume (:mod:`~airflow_provider_prefs.patching.resume`) ask these questions after the fact;
+they are not on the send path itself.
 
-* the patch is re-read and judged (:func:`judge`): applied, surely not applied *yet*, or unknown;
-* it is resent only when a second copy cannot change the document twice
-  (:func:`~airflow_provider_prefs.patching.guards.safe_to_resend`: guarded by ``test`` ops, which
-  :func:`~airflow_provider_prefs.patching.guards.prepare` adds when the change is planned, or idempotent).
-  An unguarded array append is never resent: a copy that is still on its way would append again;
-* a resend refused by the service (its guard broke because an earlier copy landed meanwhile) is
-  judged again from a fresh read: the document holding the patched state means applied;
-* anything undecidable is an :class:`OutcomeUnknownError` saying what to check.
-
-A late copy of an idempotent, unguarded patch (say ``replace /name``) re-applies the same values; that
-changes nothing unless the same field was changed again in between, which only a guard (desired-state
-mode, or a ``test`` op in the patch) can rule out.
+* :func:`judge`: applied, surely not applied *yet*, or unknown. "Not applied" never means "resend
+  freely": a copy still held up in the service may land later, so the caller resends only what
+  :func:`~airflow_provider_prefs.patching.guards.safe_to_resend` allows.
+* :func:`judge_refusal`: a patch the service refused (its guard broke) is nevertheless in place,
+  because an earlier copy landed.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import jsonpointer
 
-from airflow_provider_prefs.errors import (
-    BadRequestError,
-    ConcurrentModificationError,
-    ConflictError,
-    OutcomeUnknownError,
-    PatchValidationError,
-)
-from airflow_provider_prefs.patching.guards import needs_guard, repeat_changes, safe_to_resend
+from airflow_provider_prefs.errors import PatchValidationError
+from airflow_provider_prefs.patching.guards import repeat_changes, safe_to_resend
 from airflow_provider_prefs.patching.rules import Patch, PatchRules, apply_patch, is_guarded
-
-log = logging.getLogger(__name__)
 
 
 class Verdict(Enum):
@@ -46,20 +29,6 @@ class Verdict(Enum):
     APPLIED = "applied"
     NOT_APPLIED = "not applied"
     UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class PatchResult:
-    """The answer to a patch, or the re-read document when the answer was lost but the patch landed."""
-
-    answer: Any
-    reconciled: bool = False
-    resends: int = 0
-
-
-def needs_base(ops: Patch) -> bool:
-    """True when ``ops`` must be guarded from a pre-read document before it is sent (see :func:`needs_guard`)."""
-    return needs_guard(ops)
 
 
 def judge(
@@ -159,70 +128,12 @@ def _already_removed(document: dict[str, Any], op: dict[str, Any]) -> bool:
     return op["op"] == "remove" and jsonpointer.resolve_pointer(document, op["path"], marker) is marker
 
 
-def _broken_guard(ops: Patch, current: dict[str, Any]) -> dict[str, Any] | None:
+def broken_guard(ops: Patch, current: dict[str, Any]) -> dict[str, Any] | None:
     """The first ``test`` op that does not hold on ``current``, if any."""
     return next((op for op in ops if op["op"] == "test" and not _holds(current, op)), None)
 
 
-def _what_to_check(ops: Patch) -> str:
+def what_to_check(ops: Patch) -> str:
+    """What a user should look at when the fate of ``ops`` cannot be decided."""
     paths = sorted({op["path"] for op in ops if op["op"] != "test"})
     return f"read the resource and look at {', '.join(paths)} before re-running this task"
-
-
-def send_exactly_once(
-    *,
-    action: str,
-    ops: Patch,
-    rules: PatchRules,
-    send: Callable[[], Any],
-    read: Callable[[], dict[str, Any]],
-    base: dict[str, Any] | None = None,
-    version_key: str | None = None,
-    max_resends: int = 3,
-) -> PatchResult:
-    """Send ``ops`` as they are; after an uncertain outcome, re-read and resend only what is safe to resend."""
-    resends = 0
-    resendable = safe_to_resend(ops)
-    while True:
-        try:
-            return PatchResult(answer=send(), resends=resends)
-        except OutcomeUnknownError as uncertain:
-            current = read()
-            verdict, why = judge(ops, current, rules, base=base, version_key=version_key)
-            log.warning("%s: %s; re-read: %s (%s)", action, uncertain, verdict.value, why)
-            if verdict is Verdict.APPLIED:
-                return PatchResult(answer=current, reconciled=True, resends=resends)
-            if verdict is Verdict.UNKNOWN:
-                raise OutcomeUnknownError(
-                    f"{uncertain}. Re-reading the resource could not tell whether it was applied: {why}. "
-                    f"To check: {_what_to_check(ops)}."
-                ) from uncertain
-            if not resendable:
-                raise OutcomeUnknownError(
-                    f"{uncertain}. A re-read shows it not applied yet ({why}), but the request may still be "
-                    "on its way and land later, and the patch has no test guard, so it was not resent (a "
-                    f"second copy could apply twice). To check: {_what_to_check(ops)}; plan it with a base "
-                    "document (or use desired-state mode) so that it is guarded."
-                ) from uncertain
-            if resends >= max_resends:
-                raise OutcomeUnknownError(
-                    f"{uncertain}. Not applied at the last re-read after {resends + 1} attempt(s); giving up. "
-                    "A copy still on its way may land later (its test guard lets at most one apply). "
-                    f"To check: {_what_to_check(ops)}."
-                ) from uncertain
-            resends += 1
-        except (BadRequestError, ConflictError) as refused:
-            if resends == 0 and not any(op["op"] == "test" for op in ops):
-                raise  # a first copy refused outright, with no guard involved: a plain bad request
-            current = read()
-            if judge_refusal(ops, current, rules, base=base):
-                log.warning("%s: refused, but a re-read shows an earlier copy was applied", action)
-                return PatchResult(answer=current, reconciled=True, resends=resends)
-            failed = _broken_guard(ops, current)
-            if failed is None:
-                raise
-            raise ConcurrentModificationError(
-                f"{action} refused: the resource does not match the patch's test of {failed['path']} "
-                f"(expected {failed['value']!r}), so it changed since the patch was planned or the test is "
-                "wrong. Nothing was applied; re-read the resource before patching again."
-            ) from refused
