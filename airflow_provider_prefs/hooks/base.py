@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.sdk import BaseHook
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from airflow_provider_prefs.errors import (
     ConfigurationError,
@@ -256,6 +256,20 @@ def parse_transport(extras: ConnectionExtras, overrides: Mapping[str, Any] | Non
     data.update({key: value for key, value in (overrides or {}).items() if value is not None})
     names = {key: f"transport override {key!r}" if key in (overrides or {}) else extras.where(key) for key in fields}
     return parse_model(TransportSettings, data, what, names=names)
+
+
+def client_credentials_token(
+    token_url: str, client_id: str, client_secret: SecretStr, scope: str | None, *, share: bool
+) -> TokenProvider:
+    """An OAuth client-credentials token, cached until shortly before expiry.
+
+    ``share`` puts it in the worker-wide :mod:`~airflow_provider_prefs.transport.token_cache`.
+    """
+    from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken
+    from airflow_provider_prefs.transport.token_cache import shared_cache
+
+    credentials = ClientCredentials(token_url=token_url, client_id=client_id, client_secret=client_secret, scope=scope)
+    return ClientCredentialsToken(credentials, shared=shared_cache(share))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from airflow_provider_prefs.hooks.base import (
     aload_connection,
     base_url_of,
     check_url,
+    client_credentials_token,
     parse_model,
     parse_transport,
     require_id,
@@ -36,9 +37,8 @@ from airflow_provider_prefs.provider_info import (
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
-from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken, StaticToken, TokenProvider
+from airflow_provider_prefs.transport.auth import StaticToken, TokenProvider
 from airflow_provider_prefs.transport.client import ApiRequest, AsyncApiClient
-from airflow_provider_prefs.transport.token_cache import shared_cache
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -148,14 +148,8 @@ class MyPreferencesSettings(BaseModel):
         """
         if self.auth_type == "oauth":
             assert self.oauth_client_id and self.oauth_client_secret and self.oauth_endpoint
-            return ClientCredentialsToken(
-                ClientCredentials(
-                    token_url=self.oauth_endpoint,
-                    client_id=self.oauth_client_id,
-                    client_secret=self.oauth_client_secret,
-                    scope=self.oauth_scope,
-                ),
-                shared=shared_cache(share),
+            return client_credentials_token(
+                self.oauth_endpoint, self.oauth_client_id, self.oauth_client_secret, self.oauth_scope, share=share
             )
         assert self.token is not None
         return StaticToken(self.token.get_secret_value())

@@ -18,6 +18,7 @@ from airflow_provider_prefs.hooks.base import (
     ResourceDescription,
     base_url_of,
     check_url,
+    client_credentials_token,
     parse_model,
     require_id,
 )
@@ -30,9 +31,8 @@ from airflow_provider_prefs.provider_info import (
     DEFAULT_PLATFORM_URL,
     DEFAULT_SCOPES,
 )
-from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken, TokenProvider
+from airflow_provider_prefs.transport.auth import TokenProvider
 from airflow_provider_prefs.transport.client import ApiRequest
-from airflow_provider_prefs.transport.token_cache import shared_cache
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -144,14 +144,9 @@ class OfferLibraryHook(PrefsApiHook):
     def token_provider(self) -> TokenProvider:
         """An IMS client-credentials token, cached until shortly before expiry."""
         settings = self.settings
-        return ClientCredentialsToken(
-            ClientCredentials(
-                token_url=settings.ims_endpoint,
-                client_id=settings.client_id,
-                client_secret=settings.client_secret,
-                scope=settings.scopes,
-            ),
-            shared=shared_cache(self.transport.share_across_tasks),
+        share = self.transport.share_across_tasks
+        return client_credentials_token(
+            settings.ims_endpoint, settings.client_id, settings.client_secret, settings.scopes, share=share
         )
 
     def status_hints(self) -> dict[int, str]:
