@@ -219,11 +219,10 @@ def apply_changes(
             resume.next + len(resume.finished_above),
             len(resume.inflight),
         )
-    checkpoint = progress
 
     def handle(work: BulkItem) -> PatchOutcome:
-        outcome = apply_item(work, resource_of, checkpoint, dry_run=dry_run, log=log)
-        checkpoint.finish(work.index, work.digest, outcome.status)
+        outcome = apply_item(work, resource_of, progress, dry_run=dry_run, log=log)
+        progress.finish(work.index, work.digest, outcome.status)
         return outcome
 
     report = run_bulk(
