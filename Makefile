@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
 export AIRFLOW_HOME ?= $(CURDIR)/build/airflow
 
-.PHONY: install test lint unit e2e chromium demo bench bench-e2e sandbox constraints clean docs dist dist-check
+.PHONY: install test lint unit e2e chromium demo bench bench-e2e sandbox constraints clean docs dist dist-check readme
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ dist-check: dist
 	rm -rf build/sdist-check && mkdir -p build/sdist-check
 	tar -xzf build/dist/*.tar.gz -C build/sdist-check
 	cd build/sdist-check/airflow_provider_prefs-* && $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e
+
+# The README's connection extras tables, generated from the declarations the connection forms use.
+readme: install
+	$(BIN)/python scripts/readme_extras.py
 
 demo: install
 	$(BIN)/python scripts/demo.py

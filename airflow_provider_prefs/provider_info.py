@@ -1,11 +1,14 @@
 """Provider registration (``apache_airflow_provider`` entry point) and connection form declarations.
 
-Pure data on purpose: Airflow reads this when it discovers providers, and Airflow 3.2+ builds the
-connection forms from ``conn-fields`` / ``ui-field-behaviour`` without importing our hooks.
+Data only (plus the transport fields generated from their pydantic model): Airflow reads this when it
+discovers providers, and Airflow 3.2+ builds the connection forms from ``conn-fields`` /
+``ui-field-behaviour`` without importing our hooks. The README's extras tables are generated from the
+same declarations (``make readme``).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 PACKAGE_NAME = "airflow-provider-prefs"
@@ -20,82 +23,16 @@ MYPREFERENCES_PRODUCTION_URL = "https://pm.mypreferences.com"
 MYPREFERENCES_STAGING_URL = "https://pmstg.mypreferences.com"
 DEFAULT_PROFILE_PATH = "/api/v4/{client_id}/profiles"
 
-#: Extras both connection types understand (transport and retry tuning).
-TRANSPORT_CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "timeout": {
-        "label": "Read timeout (s)",
-        "description": "Seconds to wait for an answer; every request has a timeout.",
-        "schema": {"type": ["number", "null"], "default": 60},
-    },
-    "connect_timeout": {
-        "label": "Connect timeout (s)",
-        "schema": {"type": ["number", "null"], "default": 10},
-    },
-    "max_attempts": {
-        "label": "Max attempts",
-        "description": "Tries per request on 429, on 5xx for reads, and on connection failures (1 = no retry).",
-        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 1, "maximum": 20},
-    },
-    "max_total_seconds": {
-        "label": "Max total retry wait (s)",
-        "description": "Retries of one request stop once their waits would exceed this.",
-        "schema": {"type": ["number", "null"], "default": 120},
-    },
-    "max_request_bytes": {
-        "label": "Max request body (bytes)",
-        "description": "Larger patches are refused before sending (nothing is applied).",
-        "schema": {"type": ["integer", "null"], "default": 1048576, "minimum": 1},
-    },
-    "backoff_base": {
-        "label": "Backoff base (s)",
-        "description": "First retry wait; doubles per attempt (with jitter) up to backoff_max.",
-        "schema": {"type": ["number", "null"], "default": 0.5, "minimum": 0},
-    },
-    "backoff_max": {
-        "label": "Backoff max (s)",
-        "description": "Longest wait between two tries.",
-        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
-    },
-    "max_retry_after": {
-        "label": "Max Retry-After honoured (s)",
-        "description": "A 429 asking to wait longer than this fails at once instead of waiting.",
-        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
-    },
-    "max_response_bytes": {
-        "label": "Max answer size (bytes)",
-        "description": "Answers larger than this are refused (ResponseTooLargeError).",
-        "schema": {"type": ["integer", "null"], "default": 10 * 1024 * 1024, "minimum": 1},
-    },
-    "pool_size": {
-        "label": "Connection pool size",
-        "description": "Pooled connections per hook; also caps bulk concurrency.",
-        "schema": {"type": ["integer", "null"], "default": 16, "minimum": 1},
-    },
-    "ca_bundle": {
-        "label": "CA bundle path",
-        "description": "PEM bundle for a private CA. Certificates are always verified unless verify_tls is false.",
-        "schema": {"type": ["string", "null"]},
-    },
-    "verify_tls": {
-        "label": "Verify TLS certificates",
-        "description": "Turn off only for local testing; a warning is logged when off.",
-        "schema": {"type": ["boolean", "null"], "default": True},
-    },
-    "share_across_tasks": {
-        "label": "Share OAuth tokens across tasks",
-        "schema": {"type": ["boolean", "null"], "default": True},
-    },
-}
-
-ADOBE_CONN_FIELDS: dict[str, dict[str, Any]] = {
+#: The extras specific to each connection type; both also take the transport extras (:func:`conn_fields`).
+ADOBE_EXTRAS: dict[str, dict[str, Any]] = {
     "ims_org_id": {
         "label": "IMS org id",
-        "description": "Your organization id, like ABC123@AdobeOrg (sent as x-gw-ims-org-id).",
+        "description": "Your organization, like ABC123@AdobeOrg; sent as x-gw-ims-org-id.",
         "schema": {"type": "string"},
     },
     "sandbox_name": {
         "label": "Sandbox name",
-        "description": "Required: Adobe silently uses production when it is missing, so it is never defaulted.",
+        "description": "Sent as x-sandbox-name; never defaulted (Adobe would silently use production).",
         "schema": {"type": "string"},
     },
     "scopes": {
@@ -107,53 +44,65 @@ ADOBE_CONN_FIELDS: dict[str, dict[str, Any]] = {
     # was shown and saved as "***". The old name is still read (RENAMED_EXTRAS).
     "ims_endpoint": {
         "label": "IMS token endpoint URL",
-        "description": "Adobe IMS OAuth server-to-server token endpoint.",
+        "description": "Adobe IMS token endpoint of the OAuth server-to-server credential.",
         "schema": {"type": ["string", "null"], "default": DEFAULT_IMS_TOKEN_URL, "format": "url"},
     },
-    **TRANSPORT_CONN_FIELDS,
 }
 
-MYPREFERENCES_CONN_FIELDS: dict[str, dict[str, Any]] = {
+MYPREFERENCES_EXTRAS: dict[str, dict[str, Any]] = {
     "client_id": {
         "label": "MyPreferences client id",
-        "description": "Your organization's MyPreferences account id (a path parameter; unknown ids are a 404).",
+        "description": (
+            "Your MyPreferences account id, a path parameter; an unknown one is a 404, and Test connection says so."
+        ),
         "schema": {"type": "string"},
     },
     "environment": {
         "label": "Environment",
-        "description": "Used when Host is empty: production (pm.mypreferences.com) or staging (pmstg).",
+        "description": (
+            "Used when Host is empty: production (https://pm.mypreferences.com) or staging "
+            "(https://pmstg.mypreferences.com). Anything else is an error listing the valid values (case does not "
+            "matter); a typo never falls back to production."
+        ),
         "schema": {"type": ["string", "null"], "enum": ["production", "staging"], "default": "production"},
     },
     "profile_path": {
         "label": "Profile path template",
+        "description": "Path of the profile collection below the base URL; must contain {client_id}.",
         "schema": {"type": ["string", "null"], "default": DEFAULT_PROFILE_PATH},
     },
     "auth_type": {
         "label": "Auth type",
-        "description": "bearer: the password is a static token. oauth: login/password are OAuth client credentials.",
+        "description": (
+            "bearer: the password is a static token. oauth: login/password are OAuth client credentials. "
+            "When unset, oauth if oauth_endpoint and login are set."
+        ),
         "schema": {"type": ["string", "null"], "enum": ["bearer", "oauth"], "default": "bearer"},
     },
     # Not "token_url": the Airflow UI masks extras whose name contains "token" (see ims_endpoint).
     "oauth_endpoint": {
         "label": "OAuth token endpoint URL",
-        "description": "Required for auth_type oauth: where the client-credentials token is requested.",
+        "description": "OAuth token endpoint; required for auth_type oauth.",
         "schema": {"type": ["string", "null"], "format": "url"},
     },
     "oauth_scope": {
         "label": "OAuth scope",
-        "description": "Defaults to {client id}/{login}.",
+        "description": "Defaults to {client_id}/{login}.",
         "schema": {"type": ["string", "null"]},
     },
     "test_alternate_id": {
         "label": "Test connection: alternate id",
-        "description": "A profile the connection test reads; when set, it must exist.",
+        "description": (
+            "A profile Test connection reads; when set it must exist. Unset, Test connection looks up a profile "
+            "that does not exist and accepts the 404 only once it has proven the client id is known."
+        ),
         "schema": {"type": ["string", "null"]},
     },
     "test_alternate_id_type": {
         "label": "Test connection: alternate id type",
+        "description": "The alternate id type of that lookup.",
         "schema": {"type": ["string", "null"], "default": "Email"},
     },
-    **TRANSPORT_CONN_FIELDS,
 }
 
 #: Old extra names still read (old -> new), per connection type; the new name wins when both are set.
@@ -180,10 +129,24 @@ UI_FIELD_BEHAVIOUR: dict[str, dict[str, Any]] = {
 }
 
 
-CONN_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
-    ADOBE_CONN_TYPE: ADOBE_CONN_FIELDS,
-    MYPREFERENCES_CONN_TYPE: MYPREFERENCES_CONN_FIELDS,
+SERVICE_EXTRAS: dict[str, dict[str, dict[str, Any]]] = {
+    ADOBE_CONN_TYPE: ADOBE_EXTRAS,
+    MYPREFERENCES_CONN_TYPE: MYPREFERENCES_EXTRAS,
 }
+
+
+@cache
+def transport_fields() -> dict[str, dict[str, Any]]:
+    """The transport extras' form fields, generated from their settings model (on first use: DAG files
+    that import an operator for its connection type constant do not pay for the model)."""
+    from airflow_provider_prefs.transport.settings import TransportSettings, form_fields
+
+    return form_fields(TransportSettings)
+
+
+def conn_fields(conn_type: str) -> dict[str, dict[str, Any]]:
+    """Every extra of ``conn_type``, as Airflow ``conn-fields``: the service's own, then the transport ones."""
+    return {**SERVICE_EXTRAS[conn_type], **transport_fields()}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -256,14 +219,14 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_prefs.hooks.offer_library.OfferLibraryHook",
                 "hook-name": "Adobe Journey Optimizer Offer Library",
                 "connection-type": ADOBE_CONN_TYPE,
-                "conn-fields": ADOBE_CONN_FIELDS,
+                "conn-fields": conn_fields(ADOBE_CONN_TYPE),
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR[ADOBE_CONN_TYPE],
             },
             {
                 "hook-class-name": "airflow_provider_prefs.hooks.mypreferences.MyPreferencesHook",
                 "hook-name": "PossibleNOW MyPreferences",
                 "connection-type": MYPREFERENCES_CONN_TYPE,
-                "conn-fields": MYPREFERENCES_CONN_FIELDS,
+                "conn-fields": conn_fields(MYPREFERENCES_CONN_TYPE),
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR[MYPREFERENCES_CONN_TYPE],
             },
         ],

@@ -1,10 +1,10 @@
-"""Connection forms and extras: one declaration (``provider_info`` conn-fields), shown unmasked,
-documented in the README, old names still read, and tokens masked without the masker growing."""
+"""Connection forms and extras: one declaration (the transport settings model and ``provider_info``),
+shown unmasked, the README tables generated from it, old names still read, and tokens masked without
+the masker growing."""
 
 from __future__ import annotations
 
-import json
-import re
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +13,21 @@ from conftest import journal
 from helpers import set_connection
 from pydantic import BaseModel
 
-from airflow_provider_prefs.hooks.base import TransportSettings
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook, MyPreferencesSettings
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook, OfferLibrarySettings
 from airflow_provider_prefs.provider_info import (
     ADOBE_CONN_TYPE,
-    CONN_FIELDS,
     MYPREFERENCES_CONN_TYPE,
     RENAMED_EXTRAS,
-    TRANSPORT_CONN_FIELDS,
+    SERVICE_EXTRAS,
+    conn_fields,
+    transport_fields,
 )
+from airflow_provider_prefs.transport.settings import TransportSettings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+CONN_FIELDS = {conn_type: conn_fields(conn_type) for conn_type in SERVICE_EXTRAS}
 #: Settings models and the extras each reads, per connection type.
 MODELS: dict[str, type[BaseModel]] = {
     ADOBE_CONN_TYPE: OfferLibrarySettings,
@@ -57,10 +60,14 @@ def test_the_renamed_extras_were_masked() -> None:
     assert all(masker.should_hide_value_for_key(old) for names in RENAMED_EXTRAS.values() for old in names)
 
 
-def test_every_transport_setting_is_declared_with_its_default() -> None:
-    assert set(TransportSettings.model_fields) == set(TRANSPORT_CONN_FIELDS)
+def test_transport_form_fields_are_generated_from_the_settings_model() -> None:
+    fields = transport_fields()
+    assert list(fields) == list(TransportSettings.model_fields)
     for name, info in TransportSettings.model_fields.items():
-        assert TRANSPORT_CONN_FIELDS[name]["schema"].get("default") == info.default, name
+        assert fields[name]["schema"].get("default") == info.default, name
+        assert fields[name]["label"] == info.title and fields[name]["description"] == info.description, name
+        assert "null" in fields[name]["schema"]["type"], f"{name}: an empty form field must take the default"
+    assert fields["max_attempts"]["schema"]["minimum"] == 1 and fields["max_attempts"]["schema"]["maximum"] == 20
 
 
 @pytest.mark.parametrize("conn_type", list(MODELS))
@@ -72,29 +79,32 @@ def test_service_extras_defaults_match_the_settings(conn_type: str) -> None:
             assert declared["schema"].get("default") == info.default, name
 
 
-def readme_rows() -> dict[tuple[str, str], list[str]]:
-    """README extras tables: (section conn type, key) -> cells."""
-    rows: dict[tuple[str, str], list[str]] = {}
-    conn_type = ""
-    for line in README.read_text().splitlines():
-        heading = re.match(r"#+ .*\(`(\w+)`\)", line)
-        if heading:
-            conn_type = heading.group(1)
-        match = re.match(r"\| `(\w+)` \|", line)
-        if match and conn_type:
-            cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))  # "\|" is a pipe inside a cell
-            rows[(conn_type, match.group(1))] = [cell.strip() for cell in cells]
-    return rows
+def readme_generator() -> dict[str, Any]:
+    return runpy.run_path(str(ROOT / "scripts" / "readme_extras.py"))
+
+
+def test_readme_extras_tables_are_the_generated_ones() -> None:
+    generator = readme_generator()
+    text = README.read_text()
+    assert generator["updated"](text) == text, "README.md extras tables are out of date: run `make readme`"
+
+
+def test_readme_generator_notices_a_changed_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proves the check above can fail: a new default in the model changes the generated table."""
+    generator = readme_generator()
+    text = README.read_text()
+    changed = {
+        **transport_fields(),
+        "timeout": {**transport_fields()["timeout"], "schema": {"type": ["number", "null"], "default": 61}},
+    }
+    monkeypatch.setitem(generator["tables"].__globals__, "transport_fields", lambda: changed)
+    assert "| `timeout` | number (s) | `61` |" in generator["updated"](text)
 
 
 @pytest.mark.parametrize(("conn_type", "name"), FIELDS, ids=[f"{t}.{n}" for t, n in FIELDS])
 def test_readme_documents_every_extra_with_its_default(conn_type: str, name: str) -> None:
-    section = "transport" if name in TRANSPORT_CONN_FIELDS else conn_type
-    rows = readme_rows()
-    assert (section, name) in rows, f"README lacks a row for `{name}` under ({section})"
-    default = CONN_FIELDS[conn_type][name]["schema"].get("default")
-    cell = rows[(section, name)][2]
-    assert (json.dumps(default) in cell) if default is not None else cell in ("", "—", "required"), (name, cell)
+    text = README.read_text()
+    assert f"| `{name}` |" in text, f"README lacks a row for `{name}`"
 
 
 def test_readme_documents_the_old_names() -> None:

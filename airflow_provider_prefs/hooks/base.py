@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.sdk import BaseHook
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from airflow_provider_prefs.errors import (
     ConfigurationError,
@@ -19,69 +19,15 @@ from airflow_provider_prefs.errors import (
     quoted,
     redact_url,
 )
-from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES
 from airflow_provider_prefs.models import PatchOutcome
 from airflow_provider_prefs.transport.auth import mask_secret
-from airflow_provider_prefs.transport.retry import RetryPolicy
+from airflow_provider_prefs.transport.settings import TransportSettings
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.patching.changes import Resource
     from airflow_provider_prefs.patching.rules import Patch, PatchRules
     from airflow_provider_prefs.transport.auth import TokenProvider
-    from airflow_provider_prefs.transport.client import ApiClient, ApiRequest, ClientSettings
-
-
-class TransportSettings(BaseModel):
-    """Timeouts, retries and TLS, read from connection extras (operators may override)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    timeout: float = Field(default=60.0, gt=0)
-    connect_timeout: float = Field(default=10.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=20)
-    backoff_base: float = Field(default=0.5, ge=0)
-    backoff_max: float = Field(default=30.0, ge=0)
-    max_total_seconds: float = Field(default=120.0, ge=0)
-    max_retry_after: float = Field(default=60.0, ge=0)
-    ca_bundle: str | None = None
-    verify_tls: bool = True
-    max_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    #: Largest request body sent; checked before sending (a 20 MB value is refused, not applied).
-    max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, gt=0)
-    pool_size: int = Field(default=16, ge=1)
-    #: Share OAuth tokens with the worker's other task processes (see transport/token_cache.py); False = per process.
-    share_across_tasks: bool = True
-
-    def retry_policy(self) -> RetryPolicy:
-        """The retry policy these settings describe."""
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            backoff_base=self.backoff_base,
-            backoff_max=self.backoff_max,
-            max_total_seconds=self.max_total_seconds,
-            max_retry_after=self.max_retry_after,
-        )
-
-    def client_settings(
-        self, base_headers: Mapping[str, str], status_hints: Mapping[int, str] | None = None
-    ) -> ClientSettings:
-        """Settings for :class:`ApiClient` / :class:`AsyncApiClient`."""
-        from airflow_provider_prefs.transport.client import ClientSettings
-
-        verify: bool | str = self.ca_bundle or True
-        if not self.verify_tls:
-            verify = False
-        return ClientSettings(
-            base_headers=dict(base_headers),
-            policy=self.retry_policy(),
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.timeout,
-            verify=verify,
-            max_response_bytes=self.max_response_bytes,
-            max_request_bytes=self.max_request_bytes,
-            pool_size=self.pool_size,
-            status_hints=dict(status_hints or {}),
-        )
+    from airflow_provider_prefs.transport.client import ApiClient, ApiRequest
 
 
 def base_url_of(host: str | None, port: int | None, default: str) -> str:
@@ -180,7 +126,7 @@ class ConnectionExtras:
     """
 
     def __init__(self, conn_id: str, conn_type: str, raw: Any) -> None:
-        from airflow_provider_prefs.provider_info import CONN_FIELDS, RENAMED_EXTRAS
+        from airflow_provider_prefs.provider_info import RENAMED_EXTRAS, conn_fields
 
         self.conn_id = conn_id
         self.conn_type = conn_type
@@ -188,7 +134,7 @@ class ConnectionExtras:
             raise ConfigurationError(
                 f"Airflow connection {conn_id!r}: the Extra field must be a JSON object, got {type(raw).__name__}"
             )
-        declared = CONN_FIELDS[conn_type]
+        declared = conn_fields(conn_type)
         renamed = RENAMED_EXTRAS.get(conn_type, {})
         # Forms of older Airflow versions saved custom fields as "extra__<conn_type>__<name>".
         prefix = f"extra__{conn_type}__"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_prefs.provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_prefs.provider_info import SERVICE_EXTRAS, UI_FIELD_BEHAVIOUR, conn_fields
 from airflow_provider_prefs.sandbox import SandboxServer
 from airflow_provider_prefs.sandbox.connections import (
     ADOBE_CLIENT_ID,
@@ -38,7 +38,7 @@ def required(schema: dict[str, Any]) -> bool:
 
 def with_default(conn_type: str) -> dict[str, Any]:
     """Extra fields that declare a default, and that default."""
-    return {name: f["schema"]["default"] for name, f in CONN_FIELDS[conn_type].items() if "default" in f["schema"]}
+    return {name: f["schema"]["default"] for name, f in conn_fields(conn_type).items() if "default" in f["schema"]}
 
 
 def wait_for_url(page: Any, pattern: str, error: type[Exception], attempts: int = 3) -> None:
@@ -101,7 +101,7 @@ def check_extra_fields(page: Any, conn_type: str) -> list[str]:
     other checks still run.
     """
     problems = []
-    for name, field in CONN_FIELDS[conn_type].items():
+    for name, field in conn_fields(conn_type).items():
         schema = field["schema"]
         root = extra_field(page, name)
         if root.count() != 1:
@@ -207,7 +207,7 @@ def forms(page: Any, deployment: Deployment, e2e_sandbox: SandboxServer) -> dict
     return {"problems": problems, "saved": saved}
 
 
-@pytest.mark.parametrize("conn_type", sorted(CONN_FIELDS))
+@pytest.mark.parametrize("conn_type", sorted(SERVICE_EXTRAS))
 def test_form_shows_the_declared_fields(forms: dict[str, Any], conn_type: str) -> None:
     assert forms["problems"][conn_type] == []
 

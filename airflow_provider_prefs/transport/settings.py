@@ -1,0 +1,154 @@
+"""The transport extras both connection types accept: the one place their names, defaults and limits live.
+
+The connection form fields (``conn-fields`` in :mod:`airflow_provider_prefs.provider_info`) and the
+README's transport table are generated from this model, and operators' ``transport={...}``
+overrides are validated against it, so none of them can drift from what the client really does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES
+
+if TYPE_CHECKING:
+    from airflow_provider_prefs.transport.client import ClientSettings
+    from airflow_provider_prefs.transport.retry import RetryPolicy
+
+
+class TransportSettings(BaseModel):
+    """Timeouts, retries, TLS and pooling of one connection (extras, with operator overrides on top).
+
+    ``title`` is the form label, ``description`` the form help and the README's "meaning" column.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    timeout: float = Field(
+        default=60.0,
+        gt=0,
+        title="Read timeout (s)",
+        description="Seconds to wait for an answer; every request has one.",
+    )
+    connect_timeout: float = Field(
+        default=10.0, gt=0, title="Connect timeout (s)", description="Seconds to wait for a connection."
+    )
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        title="Max attempts",
+        description="Tries per request on 429, on 5xx for reads, and on connection failures (1 = no retry).",
+    )
+    backoff_base: float = Field(
+        default=0.5,
+        ge=0,
+        title="Backoff base (s)",
+        description="First retry wait; doubles per attempt (full jitter) up to backoff_max.",
+    )
+    backoff_max: float = Field(
+        default=30.0, ge=0, title="Backoff max (s)", description="Longest wait between two tries."
+    )
+    max_total_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        title="Max total retry wait (s)",
+        description="Retries of one request stop once their waits would exceed this.",
+    )
+    max_retry_after: float = Field(
+        default=60.0,
+        ge=0,
+        title="Max Retry-After honoured (s)",
+        description="A 429 asking to wait longer than this fails at once instead of waiting.",
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        title="CA bundle path",
+        description="PEM bundle of a private CA; certificates are always verified unless verify_tls is false.",
+    )
+    verify_tls: bool = Field(
+        default=True,
+        title="Verify TLS certificates",
+        description="Turn off only for local testing; a warning is logged when off.",
+    )
+    max_response_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        title="Max answer size (bytes)",
+        description="Answers larger than this are refused (ResponseTooLargeError).",
+    )
+    max_request_bytes: int = Field(
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        gt=0,
+        title="Max request body (bytes)",
+        description="A patch body larger than this is refused before sending; nothing is applied.",
+    )
+    pool_size: int = Field(
+        default=16,
+        ge=1,
+        title="Connection pool size",
+        description="Pooled connections per hook; also caps bulk concurrency.",
+    )
+    share_across_tasks: bool = Field(
+        default=True,
+        title="Share OAuth tokens across tasks",
+        description="Share OAuth tokens between the task processes of a worker (see transport/token_cache.py).",
+    )
+
+    @property
+    def verify(self) -> bool | str:
+        """What the client verifies certificates against: a CA bundle path, the system store, or nothing."""
+        if not self.verify_tls:
+            return False
+        return self.ca_bundle or True
+
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy these settings describe."""
+        from airflow_provider_prefs.transport.retry import RetryPolicy
+
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            max_total_seconds=self.max_total_seconds,
+            max_retry_after=self.max_retry_after,
+        )
+
+    def client_settings(
+        self, base_headers: Mapping[str, str], status_hints: Mapping[int, str] | None = None
+    ) -> ClientSettings:
+        """Settings for :class:`ApiClient` / :class:`AsyncApiClient`."""
+        from airflow_provider_prefs.transport.client import ClientSettings
+
+        return ClientSettings(
+            base_headers=dict(base_headers),
+            policy=self.retry_policy(),
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.timeout,
+            verify=self.verify,
+            max_response_bytes=self.max_response_bytes,
+            max_request_bytes=self.max_request_bytes,
+            pool_size=self.pool_size,
+            status_hints=dict(status_hints or {}),
+        )
+
+
+#: JSON schema keywords copied into a form field (the rest of pydantic's schema means nothing to the form).
+_FORM_KEYWORDS = ("default", "minimum", "maximum", "exclusiveMinimum", "enum", "format")
+
+
+def form_fields(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
+    """Airflow ``conn-fields`` for every field of ``model``: label, help text and a nullable JSON schema.
+
+    Every field is optional in the form (``null`` allowed): an empty field takes the model's default.
+    """
+    fields: dict[str, dict[str, Any]] = {}
+    for name, prop in model.model_json_schema()["properties"].items():
+        types = [option["type"] for option in prop.get("anyOf", [prop]) if option.get("type") not in (None, "null")]
+        schema: dict[str, Any] = {"type": [*types, "null"]}
+        schema.update({key: prop[key] for key in _FORM_KEYWORDS if prop.get(key) is not None})
+        fields[name] = {"label": prop["title"], "description": prop["description"], "schema": schema}
+    return fields
