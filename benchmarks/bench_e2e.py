@@ -27,7 +27,8 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,13 @@ class Contender:
     token_requests: int = 0
     patched: int = 0
     problem: str = ""
+    #: Where the wall time went, from Airflow's own timestamps (see :func:`phases`).
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def span(self) -> float:
+        """Task span, seconds: the first task instance's start to the last one's end."""
+        return self.phases.get("task span", 0.0)
 
     def per_update(self, updates: int) -> float:
         """Wall time per update, seconds."""
@@ -89,6 +97,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--updates", type=int, default=200, help="profile updates per contender (default 200)")
     parser.add_argument("--run-timeout", type=float, default=420.0, help="seconds one DAG run may take")
     parser.add_argument("--no-write", action="store_true", help="print the table only, leave RESULTS.md alone")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated contenders to run (bulk, mapped, http) while working; implies --no-write",
+    )
     return parser.parse_args()
 
 
@@ -120,10 +133,11 @@ def run_contender(
     answer = deployment.api("GET", f"dags/{run.dag_id}/dagRuns/{run.run_id}")
     if answer.get("end_date"):
         contender.wall = (_instant(answer["end_date"]) - _instant(answer["queued_at"])).total_seconds()
-    contender.task_time = sum(ti["duration"] or 0.0 for ti in task_instances(deployment, run.dag_id, run.run_id))
-    contender.execute_median = median_execute(
-        deployment.home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
-    )
+    tis = task_instances(deployment, run.dag_id, run.run_id)
+    contender.task_time = sum(ti["duration"] or 0.0 for ti in tis)
+    spans = execute_spans(deployment.home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}")
+    contender.execute_median = statistics.median(s.seconds for s in spans) if spans else None
+    contender.phases = phases(answer, tis, spans)
     entries = sandbox.state.journal()
     contender.requests = len(entries)
     contender.token_requests = sum(1 for e in entries if "token" in e["path"])
@@ -147,8 +161,21 @@ def task_instances(deployment: Any, dag_id: str, run_id: str) -> list[dict[str, 
             return found
 
 
-def median_execute(run_logs: Path) -> float | None:
-    """Median time from the end of "Pre Execute" to the start of "Post Execute" over a run's task logs.
+@dataclass(frozen=True)
+class ExecuteSpan:
+    """When one task instance's ``execute()`` started and ended (from its task log)."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def seconds(self) -> float:
+        """Its duration."""
+        return (self.end - self.start).total_seconds()
+
+
+def execute_spans(run_logs: Path) -> list[ExecuteSpan]:
+    """Per task log of a run: the end of "Pre Execute" to the start of "Post Execute".
 
     Tells the operator's own work (``execute()``) apart from the task process start-up around it.
     """
@@ -164,16 +191,62 @@ def median_execute(run_logs: Path) -> float | None:
                 elif event.startswith("::group::Post Execute"):
                     marks["post"] = _instant(entry["timestamp"])
         if len(marks) == 2:
-            spans.append((marks["post"] - marks["pre"]).total_seconds())
-    return statistics.median(spans) if spans else None
+            spans.append(ExecuteSpan(marks["pre"], marks["post"]))
+    return spans
+
+
+#: The phases of a DAG run, in order; together they make its wall time (queued_at to end_date).
+PHASES = ("to first start", "task span", "to run end")
+
+
+def phases(run: dict[str, Any], tis: list[dict[str, Any]], spans: list[ExecuteSpan]) -> dict[str, float]:
+    """Split a run's wall time at its first task start and last task end (Airflow's timestamps).
+
+    ``to first start``: trigger (queued_at) to the first task instance's start_date (scheduling,
+    queueing, the executor picking it up); ``task span``: first start to last end_date (every task
+    instance's process, its DAG parse and its ``execute()``); ``to run end``: the last task end to the
+    run's end_date (the scheduler noticing). With one task instance, the task span is further split at
+    its ``execute()`` (task log): ``start-up`` before it, ``execute()``, ``wrap-up`` after it.
+    """
+    starts = [_instant(ti["start_date"]) for ti in tis if ti.get("start_date")]
+    ends = [_instant(ti["end_date"]) for ti in tis if ti.get("end_date")]
+    if not starts or not ends or not run.get("end_date"):
+        return {}
+    queued, first, last, end = _instant(run["queued_at"]), min(starts), max(ends), _instant(run["end_date"])
+    found = {
+        "to first start": (first - queued).total_seconds(),
+        "task span": (last - first).total_seconds(),
+        "to run end": (end - last).total_seconds(),
+    }
+    if len(tis) == 1 and len(spans) == 1:
+        found["start-up"] = (spans[0].start - first).total_seconds()
+        found["execute()"] = spans[0].seconds
+        found["wrap-up"] = (last - spans[0].end).total_seconds()
+    return found
 
 
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _aligned(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Rows as aligned text, a rule under the first (the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return lines
+
+
+def _ratio(baseline: float, value: float) -> str:
+    return f"{baseline / value:.{1 if baseline >= value else 2}f}x"
+
+
+def _measured(c: Contender) -> bool:
+    return c.state == "success" and not c.problem and c.wall > 0
+
+
 def table(contenders: list[Contender], updates: int, parallelism: str) -> tuple[str, bool]:
-    """The aligned table (rows, then the target line) and whether the target is met."""
+    """The aligned table (rows, the breakdown, then the target line) and whether the target is met."""
     http = next(c for c in contenders if c.key == "http")
     header = (
         "contender",
@@ -182,15 +255,18 @@ def table(contenders: list[Contender], updates: int, parallelism: str) -> tuple[
         "run",
         "wall time",
         "time/update",
+        "vs (c)",
         "in tasks",
         "execute()",
         "requests/update",
-        "vs (c)",
+        "task span",
+        "span/update",
+        "span vs (c)",
     )
     rows = [header]
     for c in contenders:
-        ok = c.state == "success" and not c.problem
-        ratio = http.per_update(updates) / c.per_update(updates) if ok and c.wall and http.wall else None
+        ok = _measured(c)
+        against = ok and _measured(http)
         rows.append(
             (
                 c.label,
@@ -199,28 +275,42 @@ def table(contenders: list[Contender], updates: int, parallelism: str) -> tuple[
                 c.state if ok else f"{c.state}: {c.problem}",
                 f"{c.wall:.1f} s",
                 f"{c.per_update(updates) * 1000:.1f} ms",
+                "-" if not against else "1.0x (baseline)" if c is http else _ratio(http.wall, c.wall),
                 f"{c.task_time:.1f} s",
                 "-" if c.execute_median is None else f"{c.execute_median * 1000:.0f} ms",
                 f"{c.requests / updates:.3f} ({c.token_requests} token)",
-                "-" if ratio is None else "1.0x (baseline)" if c is http else f"{ratio:.{1 if ratio >= 1 else 2}f}x",
+                f"{c.span:.1f} s",
+                f"{c.span / updates * 1000:.1f} ms",
+                "-" if not (against and c.span and http.span) else "1.0x" if c is http else _ratio(http.span, c.span),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
+    lines = _aligned(rows)
+    lines += ["", "Where the wall time went (seconds; the three phases add up to the wall time):", ""]
+    breakdown: list[tuple[str, ...]] = [("contender", *PHASES, "inside the single task")]
+    for c in contenders:
+        if c.phases:
+            inside = ", ".join(
+                f"{name} {c.phases[name]:.2f}" for name in ("start-up", "execute()", "wrap-up") if name in c.phases
+            )
+            breakdown.append((c.label, *(f"{c.phases[name]:.2f}" for name in PHASES), inside or "-"))
+    lines += _aligned(breakdown)
     bulk = next(c for c in contenders if c.key == "bulk")
-    measured = all(c.state == "success" and not c.problem for c in (bulk, http)) and bulk.wall > 0
+    measured = _measured(bulk) and _measured(http)
     ratio = http.per_update(updates) / bulk.per_update(updates) if measured else 0.0
     met = measured and ratio >= TARGET_RATIO
     lines += [
         "",
         f"{updates} updates per contender; LocalExecutor, core.parallelism {parallelism}, SQLite, one run at a time,",
         "bytecode cached (PYTHONPYCACHEPREFIX) as on a pip-installed worker.",
-        "wall time: the DAG run's queued_at to end_date; in tasks: the sum of its task instances' durations;",
+        "wall time (the headline): the DAG run's queued_at to end_date, what a user waits for after Trigger;",
+        "time/update = wall time / updates; vs (c): HttpOperator's time per update divided by this contender's.",
+        "in tasks: the sum of its task instances' durations;",
         "execute(): median per task instance of the operator's own work (task log, Pre to Post Execute);",
         "requests/update: every request the sandbox received during the run / updates (token requests included).",
-        "vs (c): HttpOperator's time per update divided by this contender's (above 1: faster than HttpOperator).",
-        f"target: bulk's time per update >= {TARGET_RATIO:g}x lower than mapped HttpOperator's: "
+        "task span (a second measure, same rule for all three): first task instance start_date to last end_date,",
+        "i.e. the wall time without the run's scheduling before the first task and after the last one.",
+        "start-up: task start_date to execute() (process, DAG parse, connection); wrap-up: execute() to end_date.",
+        f"target: bulk's time per update >= {TARGET_RATIO:g}x lower than mapped HttpOperator's (wall time): "
         f"{ratio:.1f}x -> {'PASS' if met else 'FAIL'}",
     ]
     return "\n".join(lines), met
@@ -272,6 +362,10 @@ def main() -> int:
         Contender("mapped", "(b) mapped ProfilePatchOperator", str(args.updates), "OAuth"),
         Contender("http", "(c) mapped HttpOperator (http provider)", str(args.updates), "static bearer"),
     ]
+    only = {key for key in args.only.split(",") if key}
+    unknown = only - {c.key for c in contenders}
+    if unknown:
+        raise SystemExit(f"--only: unknown contender(s) {sorted(unknown)}")
     started, began = time.monotonic(), datetime.now(timezone.utc)
     where = machine()
     with SandboxServer() as sandbox:
@@ -289,6 +383,8 @@ def main() -> int:
             deployment.wait_for_dags(list(DAG_IDS.values()))
             print(f"deployment up after {time.monotonic() - started:.0f} s", flush=True)
             for contender in contenders:
+                if only and contender.key not in only:
+                    continue
                 run_contender(contender, deployment, sandbox, args.updates, args.run_timeout, token_cache)
                 print(f"{contender.label}: {contender.state} in {contender.wall:.1f} s {contender.problem}", flush=True)
         finally:
@@ -296,7 +392,7 @@ def main() -> int:
     text, _ = table(contenders, args.updates, deployment.env["AIRFLOW__CORE__PARALLELISM"])
     total = time.monotonic() - started
     print("\n" + text)
-    if not args.no_write:
+    if not (args.no_write or only):
         write_results(
             f"{HEADING}\n\n"
             f"- Date: {began:%Y-%m-%d %H:%M} UTC\n- Machine: {where}\n"
@@ -304,7 +400,8 @@ def main() -> int:
             f"wall time {total / 60:.1f} min, deployment start included)\n\n```\n{text}\n```\n\n{NOTES}"
         )
     # A missed target is a result (in the table); a run that failed or lost updates is not a measurement.
-    return 0 if all(c.state == "success" and not c.problem for c in contenders) else 1
+    ran = [c for c in contenders if not only or c.key in only]
+    return 0 if all(c.state == "success" and not c.problem for c in ran) else 1
 
 
 if __name__ == "__main__":
