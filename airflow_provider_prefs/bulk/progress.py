@@ -13,10 +13,9 @@ Writes are batched: intents are group-committed (every sender waits until a writ
 intent is stored, and one write covers every intent registered meanwhile); finished items are
 written at most once per ``flush_interval`` and at the end. Each write is a round trip through
 Airflow's execution API (~20 ms idle, far more under load) while a PATCH to a nearby service takes a
-few, so before writing, a writer lingers while items whose intents are already stored are still
-being sent, for at most as long as one write took: those senders come back within moments with
-their next intents, and one write then covers every thread instead of alternating between one
-and the rest.
+few, so before writing, a writer lingers until the items whose intents are already stored and that
+are still being sent have come back with their next intents, for at most as long as one write took:
+one write then covers every thread instead of alternating between one and the rest.
 """
 
 from __future__ import annotations
@@ -108,8 +107,10 @@ class BulkProgress:
     def __init__(self, store: Store | None, *, flush_interval: float = 1.0) -> None:
         self._store = store if store is not None and store.available else None
         self._lock = threading.Lock()
-        #: Signalled when an item whose intent is stored finishes (a lingering writer waits on it).
-        self._finished_one = threading.Condition(self._lock)
+        #: Signalled when an intent is registered (a lingering writer waits on it).
+        self._registered = threading.Condition(self._lock)
+        #: Intents registered since the last write was taken.
+        self._fresh = 0
         self._flush_lock = threading.Lock()
         self._version = 0
         self._durable = 0
@@ -173,6 +174,8 @@ class BulkProgress:
             self._inflight[index] = {"d": digest, "ops": ops}
             self._version += 1
             version = self._version
+            self._fresh += 1
+            self._registered.notify_all()
         self._write_through(version, linger=True)
         with self._lock:
             self._sending.add(index)
@@ -181,9 +184,7 @@ class BulkProgress:
         """Item ``index`` is finished (applied, unchanged, dry run or failed); written in batches."""
         with self._lock:
             self._inflight.pop(index, None)
-            if index in self._sending:
-                self._sending.discard(index)
-                self._finished_one.notify_all()
+            self._sending.discard(index)
             if status in self._counts:
                 self._counts[status] += 1
             if index == self._next:
@@ -217,6 +218,7 @@ class BulkProgress:
                     self._linger()
                 snapshot = self._snapshot()
                 taken = self._version
+                self._fresh = 0
             started = time.monotonic()
             self._store.set(STATE_KEY, snapshot)
             self._last_flush = time.monotonic()
@@ -225,10 +227,12 @@ class BulkProgress:
             self.writes += 1
 
     def _linger(self) -> None:
-        """Wait (lock held, released while waiting) until no stored intent is still being sent, or one write's time."""
+        """Wait (lock held, released while waiting) for senders to register their next intents, or one write's time."""
         deadline = time.monotonic() + min(self._write_seconds, MAX_LINGER_SECONDS)
-        while self._sending and (left := deadline - time.monotonic()) > 0:
-            self._finished_one.wait(left)
+        # Those waiting for this write, plus those still sending an item whose intent is stored.
+        expected = self._fresh + len(self._sending)
+        while self._fresh < expected and (left := deadline - time.monotonic()) > 0:
+            self._registered.wait(left)
 
     def _snapshot(self) -> dict[str, Any]:
         return {
