@@ -248,8 +248,11 @@ def phases(run: dict[str, Any], tis: list[dict[str, Any]], spans: list[ExecuteSp
     ``to first start``: trigger (queued_at) to the first task instance's start_date (scheduling,
     queueing, the executor picking it up); ``task span``: first start to last end_date (every task
     instance's process, its DAG parse and its ``execute()``); ``to run end``: the last task end to the
-    run's end_date (the scheduler noticing). With one task instance, the task span is further split at
-    its ``execute()`` (task log): ``start-up`` before it, ``execute()``, ``wrap-up`` after it.
+    run's end_date (the scheduler noticing). ``to first start`` is split at the run's start_date and
+    the first task instance's queued_when: ``run started`` (the scheduler picking the run up),
+    ``first queued`` (creating and queueing its task instances), ``first started`` (the executor
+    handing it to a worker, the task process starting). With one task instance, the task span is
+    further split at its ``execute()`` (task log): ``start-up`` before it, ``execute()``, ``wrap-up``.
     """
     starts = [_instant(ti["start_date"]) for ti in tis if ti.get("start_date")]
     ends = [_instant(ti["end_date"]) for ti in tis if ti.get("end_date")]
@@ -261,6 +264,12 @@ def phases(run: dict[str, Any], tis: list[dict[str, Any]], spans: list[ExecuteSp
         "task span": (last - first).total_seconds(),
         "to run end": (end - last).total_seconds(),
     }
+    queued_tis = [_instant(ti["queued_when"]) for ti in tis if ti.get("queued_when")]
+    if run.get("start_date") and queued_tis:
+        started, first_queued = _instant(run["start_date"]), min(queued_tis)
+        found["run started"] = (started - queued).total_seconds()
+        found["first queued"] = (first_queued - started).total_seconds()
+        found["first started"] = (first - first_queued).total_seconds()
     if len(tis) == 1 and len(spans) == 1:
         found["start-up"] = (spans[0].start - first).total_seconds()
         found["execute()"] = spans[0].seconds
@@ -315,7 +324,7 @@ def table(contenders: list[Contender], updates: int, parallelism: str, warm_up_s
                 c.label,
                 c.tasks,
                 c.auth,
-                c.state if ok else f"{c.state}: {c.problem}",
+                c.state if ok or not c.problem else f"{c.state}: {c.problem}",
                 f"{c.wall:.1f} s",
                 f"{c.per_update(updates) * 1000:.1f} ms",
                 "-" if not against else "1.0x (baseline)" if c is http else _ratio(http.wall, c.wall),
@@ -329,13 +338,14 @@ def table(contenders: list[Contender], updates: int, parallelism: str, warm_up_s
         )
     lines = _aligned(rows)
     lines += ["", "Where the wall time went (seconds; the three phases add up to the wall time):", ""]
-    breakdown: list[tuple[str, ...]] = [("contender", *PHASES, "inside the single task")]
+    breakdown: list[tuple[str, ...]] = [("contender", *PHASES, "to first start, split", "inside the single task")]
     for c in contenders:
         if c.phases:
-            inside = ", ".join(
-                f"{name} {c.phases[name]:.2f}" for name in ("start-up", "execute()", "wrap-up") if name in c.phases
+            split, inside = (
+                ", ".join(f"{name} {c.phases[name]:.2f}" for name in names if name in c.phases) or "-"
+                for names in (("run started", "first queued", "first started"), ("start-up", "execute()", "wrap-up"))
             )
-            breakdown.append((c.label, *(f"{c.phases[name]:.2f}" for name in PHASES), inside or "-"))
+            breakdown.append((c.label, *(f"{c.phases[name]:.2f}" for name in PHASES), split, inside))
     lines += _aligned(breakdown)
     bulk = next(c for c in contenders if c.key == "bulk")
     measured = _measured(bulk) and _measured(http)
