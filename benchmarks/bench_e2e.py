@@ -109,6 +109,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--run-timeout", type=float, default=420.0, help="seconds one DAG run may take")
     parser.add_argument("--no-write", action="store_true", help="print the table only, leave RESULTS.md alone")
     parser.add_argument(
+        "--note", default="", help="a line added under the machine in RESULTS.md (e.g. that it was shared)"
+    )
+    parser.add_argument(
         "--only",
         default="",
         help="comma-separated contenders to run (bulk, mapped, http) while working; implies --no-write",
@@ -463,7 +466,8 @@ def main() -> int:
         write_results(
             f"{HEADING}\n\n"
             f"- Date: {began:%Y-%m-%d %H:%M} UTC\n- Machine: {where}\n"
-            f"- Command: `make bench-e2e` (= `python benchmarks/bench_e2e.py --updates {args.updates}`; "
+            + (f"- Note: {args.note}\n" if args.note else "")
+            + f"- Command: `make bench-e2e` (= `python benchmarks/bench_e2e.py --updates {args.updates}`; "
             f"wall time {total / 60:.1f} min, deployment start included)\n\n```\n{text}\n```\n\n{NOTES}"
         )
     # A missed target is a result (in the table); a run that failed or lost updates is not a measurement.
