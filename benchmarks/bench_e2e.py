@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -91,6 +92,9 @@ class Contender:
     problem: str = ""
     #: Where the wall time went, from Airflow's own timestamps (see :func:`phases`).
     phases: dict[str, float] = field(default_factory=dict)
+    #: Task processes whose worker stayed busy long after the task ended, and those extra seconds in all.
+    stalls: int = 0
+    stalled_seconds: float = 0.0
 
     @property
     def span(self) -> float:
@@ -184,6 +188,7 @@ def run_contender(
     spans = execute_spans(deployment.home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}")
     contender.execute_median = statistics.median(s.seconds for s in spans) if spans else None
     contender.phases = phases(answer, tis, spans)
+    contender.stalls, contender.stalled_seconds = worker_stalls(deployment.process_logs / "scheduler.log", tis)
     entries = sandbox.state.journal()
     contender.requests = len(entries)
     contender.token_requests = sum(1 for e in entries if "token" in e["path"])
@@ -239,6 +244,33 @@ def execute_spans(run_logs: Path) -> list[ExecuteSpan]:
         if len(marks) == 2:
             spans.append(ExecuteSpan(marks["pre"], marks["post"]))
     return spans
+
+
+#: A worker still busy with a task this long after the task instance's end_date counts as stalled.
+STALL_SECONDS = 1.0
+
+
+def worker_stalls(scheduler_log: Path, tis: list[dict[str, Any]]) -> tuple[int, float]:
+    """Task instances whose LocalExecutor worker finished its workload long after the task ended.
+
+    The worker's supervisor logs "Workload finished" (in the scheduler's output) once the task
+    process has exited; until then it takes no other task. Airflow 3.3's supervisor can miss a task
+    process's exit that follows the closing of its sockets and then sleeps in ``select`` for a full
+    ``[workers] min_heartbeat_interval`` (5 s) before noticing: a slot lost for ~5 s, for any operator.
+    Returns how many task instances stalled that way and the stalled seconds in all.
+    """
+    ends = {ti["id"]: _instant(ti["end_date"]) for ti in tis if ti.get("id") and ti.get("end_date")}
+    stalls, seconds = 0, 0.0
+    if not scheduler_log.exists():
+        return stalls, seconds
+    pattern = re.compile(r"^(\S+) .*Workload finished.*?workload_id=([0-9a-f-]+)")
+    for line in scheduler_log.read_text(errors="replace").splitlines():
+        match = pattern.match(line)
+        if match and match.group(2) in ends:
+            late = (_instant(match.group(1)) - ends[match.group(2)]).total_seconds()
+            if late > STALL_SECONDS:
+                stalls, seconds = stalls + 1, seconds + late
+    return stalls, seconds
 
 
 #: The phases of a DAG run, in order; together they make its wall time (queued_at to end_date).
@@ -317,6 +349,7 @@ def table(contenders: list[Contender], updates: int, parallelism: str, warm_up_s
         "task span",
         "span/update",
         "span vs (c)",
+        "worker stalls",
     )
     rows = [header]
     for c in contenders:
@@ -337,6 +370,7 @@ def table(contenders: list[Contender], updates: int, parallelism: str, warm_up_s
                 f"{c.span:.1f} s",
                 f"{c.span / updates * 1000:.1f} ms",
                 "-" if not (against and c.span and http.span) else "1.0x" if c is http else _ratio(http.span, c.span),
+                f"{c.stalls} ({c.stalled_seconds:.0f} s)" if ok else "-",
             )
         )
     lines = _aligned(rows)
@@ -368,6 +402,10 @@ def table(contenders: list[Contender], updates: int, parallelism: str, warm_up_s
         "task span (a second measure, same rule for all three): first task instance start_date to last end_date,",
         "i.e. the wall time without the run's scheduling before the first task and after the last one.",
         "start-up: task start_date to execute() (process, DAG parse, connection); wrap-up: execute() to end_date.",
+        f"worker stalls: task instances whose LocalExecutor worker stayed busy > {STALL_SECONDS:g} s after the task's",
+        "end_date (the supervisor missing the task process's exit, then sleeping [workers] min_heartbeat_interval,",
+        "5 s), and the seconds lost in all; a stalled worker starts no other task, so mapped runs lose",
+        "about (stalled seconds / core.parallelism) of wall time to it.",
         f"target: bulk's time per update >= {TARGET_RATIO:g}x lower than mapped HttpOperator's (wall time): "
         f"{ratio:.1f}x -> {'PASS' if met else 'FAIL'}",
     ]
