@@ -67,6 +67,12 @@ NOTES = """\
   scheduler queueing its first task, the task process starting, the scheduler noticing the last one
   ended: the breakdown above) that no contender avoids, which bounds how far below HttpOperator's time
   per update the bulk task can go at this size (the last line of the table).
+- **Worker stalls.** Both mapped runs lose most of their wall time between tasks, not in them: in a
+  sizeable share of task processes the LocalExecutor worker's supervisor misses the process's exit
+  right after its sockets close and sleeps a full `[workers] min_heartbeat_interval` (5 s) in
+  `select` before taking the next task (Airflow 3.3.2, any operator; the stall column counts them).
+  It is a race, so it varies from run to run and with machine load; it is left at Airflow's default
+  here because that is what a user of this deployment gets.
 - **Same deployment for everyone.** The scheduler's idle sleep is shortened (the one setting changed
   from the e2e deployment), the bytecode is precompiled, and a warm-up run of one trivial task comes
   first: a fresh api-server answers its first task start in seconds (3.2 s measured) instead of ~20 ms,
