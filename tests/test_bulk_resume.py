@@ -169,3 +169,21 @@ def test_concurrent_senders_share_their_intent_writes() -> None:
     assert store.writes <= rounds + 4, store.writes
     progress.flush()
     assert store.get(STATE_KEY)["counts"]["applied"] == rounds * senders
+
+
+@pytest.mark.parametrize("airflow_clears", [False, True])
+def test_success_forgets_the_progress_unless_airflow_clears_it(
+    monkeypatch: pytest.MonkeyPatch, airflow_clears: bool
+) -> None:
+    """A successful run forgets its checkpoint (one delete), or leaves it to [state_store] clear_on_success."""
+    from helpers import FakeTaskStateStore
+
+    from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", str(airflow_clears))
+    store = FakeTaskStateStore()
+    progress = BulkProgress(TaskCheckpoint(store, "prefs.bulk"))
+    progress.begin(0, "d", [{"op": "replace", "path": "/CustomerType", "value": "Retail"}])
+    progress.finish(0, "d", "applied")
+    progress.forget()
+    assert store.methods() == ["get", "set"] + ([] if airflow_clears else ["delete"])
