@@ -43,20 +43,33 @@ def routes(sandbox: Any) -> list[str]:
 
 
 class FakeTaskStateStore:
-    """In-memory stand-in for Airflow's ``task_state_store`` accessor: what one task instance sees across tries."""
+    """In-memory stand-in for Airflow's ``task_state_store`` accessor: what one task instance sees across tries.
+
+    ``calls`` lists every call as ``(method, key, value)``: each one is an execution API round trip
+    in a real task, so tests can count them and see what was written in which order.
+    """
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
+        self.calls: list[tuple[str, str | None, Any]] = []
 
     def get(self, key: str, default: Any = None) -> Any:
+        self.calls.append(("get", key, None))
         return copy.deepcopy(self.values.get(key, default))
 
     def set(self, key: str, value: Any, retention: Any = None) -> None:
         assert value is not None
+        self.calls.append(("set", key, json.loads(json.dumps(value))))
         self.values[key] = json.loads(json.dumps(value))  # JSON only, like the real store
 
     def delete(self, key: str) -> None:
+        self.calls.append(("delete", key, None))
         self.values.pop(key, None)
 
     def clear(self) -> None:
+        self.calls.append(("clear", None, None))
         self.values.clear()
+
+    def methods(self) -> list[str]:
+        """The methods called so far, in order."""
+        return [method for method, _, _ in self.calls]

@@ -7,6 +7,8 @@ stops it exactly where a SIGKILL would: after an intent was stored, before or af
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -129,3 +131,59 @@ def test_resuming_over_different_items_is_refused(profiles: Any) -> None:
     report = MyPreferencesHook().bulk_patch_profiles(changed, alternate_id_type="Email", progress=BulkProgress(store))
     assert report.failed == 1 and "differ" in (report.failures[0].error or "")
     assert marks(profiles)[10:] == [0] * (PROFILES - 10)  # nothing beyond the checkpoint was sent
+
+
+class SlowStore(FakeStore):
+    """Each write takes as long as a round trip through a busy execution API."""
+
+    def set(self, key: str, value: Any) -> None:
+        time.sleep(0.03)
+        super().set(key, value)
+
+
+def test_concurrent_senders_share_their_intent_writes() -> None:
+    """8 senders, each: store the intent, send (2 ms), finish. About one write per round of 8, not two.
+
+    Without lingering, a writer that finds the store idle writes its own intent alone while the
+    other 7 are still sending; they then queue behind it and share the next write: 2 writes a round.
+    """
+    store = SlowStore()
+    progress = BulkProgress(store, flush_interval=3600)
+    ops = [{"op": "replace", "path": "/CustomerType", "value": "Commercial"}]
+    rounds, senders = 10, 8
+    barrier = threading.Barrier(senders)
+
+    def sender(number: int) -> None:
+        barrier.wait()
+        for round_ in range(rounds):
+            index = round_ * senders + number
+            progress.begin(index, f"{index:016x}", ops)
+            time.sleep(0.002)  # the PATCH
+            progress.finish(index, f"{index:016x}", "applied")
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.writes <= rounds + 4, store.writes
+    progress.flush()
+    assert store.get(STATE_KEY)["counts"]["applied"] == rounds * senders
+
+
+@pytest.mark.parametrize("airflow_clears", [False, True])
+def test_success_forgets_the_progress_unless_airflow_clears_it(
+    monkeypatch: pytest.MonkeyPatch, airflow_clears: bool
+) -> None:
+    """A successful run forgets its checkpoint (one delete), or leaves it to [state_store] clear_on_success."""
+    from helpers import FakeTaskStateStore
+
+    from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", str(airflow_clears))
+    store = FakeTaskStateStore()
+    progress = BulkProgress(TaskCheckpoint(store, "prefs.bulk"))
+    progress.begin(0, "d", [{"op": "replace", "path": "/CustomerType", "value": "Retail"}])
+    progress.finish(0, "d", "applied")
+    progress.forget()
+    assert store.methods() == ["get", "set"] + ([] if airflow_clears else ["delete"])

@@ -40,15 +40,55 @@ def custom_fields(sandbox: Any) -> list[dict[str, Any]]:
     return list(sandbox.state.profile("DEMO", "Ada@Example.com", "Email")["CustomFields"])
 
 
+KEY = "patch.change"
+
+
 def test_first_try_records_intent_then_outcome_and_success_forgets_both(connections: Any) -> None:
     store = fake_store()
     task = profile_op(patch=APPEND)
     result = task.patch_at_most_once({"task_state_store": store})
-    intent = store.values["patch.intent"]
+    [(_, _, intent), (_, _, answered)] = [call for call in store.calls if call[0] == "set"]
     assert intent["target"] == result["target"] and intent["ops"] == journal(connections, "profile.patch")[0]["body"]
-    assert store.values["patch.outcome"] == result
+    assert store.values[KEY] == answered == {"target": result["target"], "outcome": result}
     # Airflow keeps task state after success, so the task forgets its own: clearing it later patches anew.
     task.task_done({"task_state_store": store}, result)
+    assert store.values == {}
+
+
+def test_a_task_makes_three_store_calls_one_read_one_write_one_delete(connections: Any) -> None:
+    """Each call is an execution API round trip: read once, record the operations before sending, forget on success."""
+    store = fake_store()
+    assert profile_op(patch=APPEND).execute({"task_state_store": store})["status"] == "applied"
+    assert store.methods() == ["get", "set", "delete"]
+    assert store.calls[1][2]["ops"] == journal(connections, "profile.patch")[0]["body"]  # the intent, before sending
+    assert store.values == {}
+
+
+def test_nothing_to_send_means_one_read_only(connections: Any) -> None:
+    store = fake_store()
+    profile_op(patch=APPEND, dry_run=True).execute({"task_state_store": store})
+    current = MyPreferencesHook().get_profile(**ADA)
+    profile_op(desired={"DefaultLocale": current["DefaultLocale"]}).execute({"task_state_store": store})
+    assert store.methods() == ["get", "get"]
+
+
+def test_airflow_clearing_on_success_saves_the_delete(connections: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With [state_store] clear_on_success the api-server drops the record with the success: no call of ours."""
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
+    store = fake_store()
+    profile_op(patch=APPEND).execute({"task_state_store": store})
+    assert store.methods() == ["get", "set"]
+
+
+def test_a_try_killed_between_the_answer_and_success_is_settled_by_rejudging(connections: Any) -> None:
+    """execute() records no answer (it succeeds right after it): a retry finds the operations and re-judges them."""
+    store = fake_store()
+    first = profile_op(patch=APPEND).patch_at_most_once({"task_state_store": store}, keep_outcome=False)
+    assert store.values[KEY]["ops"] == journal(connections, "profile.patch")[0]["body"]  # then the try died
+    second = profile_op(patch=APPEND).execute({"task_state_store": store})
+    assert first["status"] == second["status"] == "applied" and second["reconciled"] is True
+    assert len(journal(connections, "profile.patch")) == 1
+    assert custom_fields(connections).count(APPEND[0]["value"]) == 1
     assert store.values == {}
 
 
@@ -65,7 +105,7 @@ def test_retry_after_a_lost_answer_judges_instead_of_appending_again(connections
     """The earlier try sent the append and died before the answer (intent recorded, no outcome)."""
     store = fake_store()
     before = MyPreferencesHook().get_profile(**ADA)
-    store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
+    store.set(KEY, {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
     MyPreferencesHook().patch_profile(**ADA, patch=APPEND)  # the copy that landed
     connections.state.clear_journal()
 
@@ -73,13 +113,13 @@ def test_retry_after_a_lost_answer_judges_instead_of_appending_again(connections
     assert result["status"] == "applied" and result["reconciled"] is True
     assert journal(connections, "profile.patch") == []
     assert custom_fields(connections).count(APPEND[0]["value"]) == 1
-    assert store.values["patch.outcome"] == result
+    assert store.values[KEY]["outcome"] == result
 
 
 def test_retry_after_a_request_that_never_landed_sends_the_recorded_ops_not_a_new_plan(connections: Any) -> None:
     store = fake_store()
     recorded = [{"op": "replace", "path": "/DefaultLocale", "value": "pt-PT"}]
-    store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": recorded})
+    store.set(KEY, {"target": "profile Email:'Ada@Example.com'", "ops": recorded})
     # The task's own arguments would now plan something else (say, a template rendered differently).
     result = profile_op(desired={"DefaultLocale": "es-ES"}).execute({"task_state_store": store})
     assert result["status"] == "applied" and not result.get("reconciled")
@@ -88,7 +128,7 @@ def test_retry_after_a_request_that_never_landed_sends_the_recorded_ops_not_a_ne
 
 def test_a_record_for_another_target_is_ignored(connections: Any) -> None:
     store = fake_store()
-    store.set("patch.intent", {"target": "profile Email:'someone@else.com'", "ops": APPEND})
+    store.set(KEY, {"target": "profile Email:'someone@else.com'", "ops": APPEND})
     profile_op(patch=[{"op": "replace", "path": "/DefaultLocale", "value": "nl-NL"}]).execute(
         {"task_state_store": store}
     )
@@ -99,7 +139,7 @@ def test_undecidable_resume_fails_without_sending(connections: Any) -> None:
     """Someone else changed the array since: neither 'applied' nor 'not applied' can be proven."""
     store = fake_store()
     before = MyPreferencesHook().get_profile(**ADA)
-    store.set("patch.intent", {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
+    store.set(KEY, {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
     MyPreferencesHook().patch_profile(**ADA, patch=[{"op": "remove", "path": "/CustomFields/0"}])
     connections.state.clear_journal()
     with pytest.raises(AirflowFailException, match="could not tell whether they were applied"):
@@ -113,9 +153,9 @@ def test_offer_retry_after_a_lost_answer(connections: Any) -> None:
     task = FallbackOfferPatchOperator(task_id="o", offer_id="fallbackOffer1234", patch=op)
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_after", "count": 1}])
     # First try: the append lands, its answer is a 503, and (today) the hook's re-read settles it.
-    first = task.patch_at_most_once({"task_state_store": store})
+    first = task.patch_at_most_once({"task_state_store": store}, keep_outcome=False)
     labels = connections.state.offer("dev", "fallbackOffer1234")["labels"]
-    store.delete("patch.outcome")  # as if the worker died before recording the answer
+    assert "outcome" not in store.values[KEY]  # as if the worker died before recording the answer
     second = task.execute({"task_state_store": store})
     assert first["status"] == second["status"] == "applied" and second["reconciled"] is True
     assert connections.state.offer("dev", "fallbackOffer1234")["labels"] == labels
@@ -211,7 +251,7 @@ def test_a_refused_patch_is_forgotten_so_a_fixed_task_plans_anew(connections: An
     ]
     with pytest.raises(AirflowFailException, match="does not match the patch's test"):
         profile_op(patch=wrong_guard).execute({"task_state_store": store})
-    assert "patch.intent" not in store.values
+    assert KEY not in store.values
 
     fixed = [{"op": "replace", "path": "/DefaultLocale", "value": "sv-SE"}]
     assert profile_op(patch=fixed).execute({"task_state_store": store})["status"] == "applied"

@@ -17,10 +17,17 @@ if TYPE_CHECKING:
     from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
     from airflow_provider_prefs.patching.changes import Resource
 
-#: Task state store keys of a patch task: ``patch.intent`` before sending, ``patch.outcome`` after.
+#: A patch task keeps one record in the task state store, under ``patch.change``: the operations
+#: (``{"target", "ops", "base"?}``) before sending; replaced by the answer (``{"target", "outcome"}``)
+#: when work follows the patch (a wait for completion); forgotten when the task succeeds.
 CHECKPOINT_NAMESPACE = "patch"
-INTENT_KEY = "intent"
-OUTCOME_KEY = "outcome"
+CHANGE_KEY = "change"
+
+
+def recorded_outcome(record: Any) -> dict[str, Any] | None:
+    """The answer an earlier try of this task instance recorded, if its record holds one."""
+    outcome = record.get("outcome") if isinstance(record, dict) else None
+    return outcome if isinstance(outcome, dict) else None
 
 
 class PatchOperatorBase(BaseOperator):
@@ -42,11 +49,11 @@ class PatchOperatorBase(BaseOperator):
     same asset is the task's OpenLineage output.
 
     On Airflow 3.3+ each task instance patches at most once, across retries and killed workers: the
-    operations are recorded in the task state store before sending and the summary after (see
-    :meth:`execute`). Airflow's ``ResumableJobMixin`` is not used: it stores the job id only *after*
-    submitting (the window it documents as a known limitation is exactly "sent, answer lost"), it
-    resubmits fresh after a failed job (a patch must be re-judged, never re-planned), and it covers
-    only the worker path, not the deferrable one.
+    operations are recorded in the task state store before sending, and the summary after when a
+    wait follows (see :meth:`patch_at_most_once`). Airflow's ``ResumableJobMixin`` is not used: it
+    stores the job id only *after* submitting (the window it documents as a known limitation is
+    exactly "sent, answer lost"), it resubmits fresh after a failed job (a patch must be re-judged,
+    never re-planned), and it covers only the worker path, not the deferrable one.
     """
 
     template_fields: Sequence[str] = ("patch", "desired", "conn_id")
@@ -94,26 +101,40 @@ class PatchOperatorBase(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Plan or validate, then preview or send, at most once per task instance; return the summary (XCom)."""
-        return self.task_done(context, self.patch_at_most_once(context))
+        return self.task_done(context, self.patch_at_most_once(context, keep_outcome=False))
 
     def task_done(self, context: Any, result: dict[str, Any]) -> dict[str, Any]:
-        """The task instance succeeded: forget its checkpoint, so clearing the task later patches anew."""
-        self.checkpoint(context).delete(INTENT_KEY, OUTCOME_KEY)
+        """The task instance succeeded: forget its checkpoint, so clearing the task later patches anew.
+
+        Nothing to forget (no call) when this try neither found nor wrote a record: a dry run, a
+        resource already as desired, or a runner without a task state store.
+        """
+        if getattr(self, "_checkpoint_kept", True):
+            self.checkpoint(context).forget_on_success(CHANGE_KEY)
+            self._checkpoint_kept = False
         return result
 
-    def patch_at_most_once(self, context: Any) -> dict[str, Any]:
+    def patch_at_most_once(self, context: Any, *, keep_outcome: bool = True) -> dict[str, Any]:
         """Plan or validate, then preview or send; a retry of this task instance never sends twice.
 
-        Before sending, the exact operations are recorded in the task state store; after the answer,
-        the summary. A retry that finds the summary returns it without sending; one that finds only
-        the operations (the earlier try was cut off mid-request) re-judges them on a fresh read and
-        sends those same operations only if they did not land.
+        One read of the task state store first. Before sending, the exact operations are recorded
+        (one write). A retry that finds only them (the earlier try was cut off mid-request, or died
+        before it could forget them) re-judges them on a fresh read and sends those same operations
+        only if they did not land.
+
+        ``keep_outcome``: also record the summary after the answer (one more write), for callers
+        that still have work to do before the task can succeed (a wait for completion): a retry
+        that finds it returns it without reading or sending. :meth:`execute` does not need it, since
+        it succeeds right after the answer: if it dies in between, the retry's re-judging settles it.
         """
         from airflow_provider_prefs.errors import PrefsError
 
         checkpoint = self.checkpoint(context)
-        recorded = checkpoint.get(OUTCOME_KEY)
-        if isinstance(recorded, dict):
+        record = checkpoint.get(CHANGE_KEY)
+        # Whether the store may hold this task's record, i.e. whether success has something to forget.
+        self._checkpoint_kept = record is not None
+        recorded = recorded_outcome(record)
+        if recorded is not None:
             self.log.info(
                 "%s: an earlier try of this task instance already got its answer (%s); not sending again",
                 recorded.get("target"),
@@ -122,7 +143,7 @@ class PatchOperatorBase(BaseOperator):
             self.record_change(context, recorded)
             return recorded
         try:
-            outcome = self._patch_once(checkpoint)
+            outcome = self._patch_once(checkpoint, record)
         except PrefsError as exc:
             if exc.retryable:
                 raise
@@ -131,8 +152,9 @@ class PatchOperatorBase(BaseOperator):
         finally:
             self.get_hook().close()
         result = outcome.to_xcom()
-        if outcome.status != "dry_run":
-            checkpoint.set(OUTCOME_KEY, result)
+        if keep_outcome and outcome.status != "dry_run" and checkpoint.available:
+            checkpoint.set(CHANGE_KEY, {"target": result.get("target"), "outcome": result})
+            self._checkpoint_kept = True
         self.record_change(context, result)
         return result
 
@@ -148,13 +170,13 @@ class PatchOperatorBase(BaseOperator):
         changed = getattr(self, "changed_assets", None)
         return operator_lineage(outputs=list(changed.uris) if changed is not None else [])
 
-    def _patch_once(self, checkpoint: TaskCheckpoint) -> PatchOutcome:
+    def _patch_once(self, checkpoint: TaskCheckpoint, record: Any) -> PatchOutcome:
         from airflow_provider_prefs.errors import PrefsError
         from airflow_provider_prefs.patching.changes import plan_change, send_change
         from airflow_provider_prefs.patching.resume import intent_record, planned_from_intent, resume_change, with_base
 
         resource = self.resource()
-        planned = planned_from_intent(checkpoint.get(INTENT_KEY), resource, self.log)
+        planned = planned_from_intent(record, resource, self.log)
         try:
             if planned is not None:
                 return resume_change(resource, planned, log=self.log)
@@ -163,13 +185,15 @@ class PatchOperatorBase(BaseOperator):
             )
             if not planned.unchanged and not self.is_dry_run and checkpoint.available:
                 planned = with_base(resource, planned)
-                checkpoint.set(INTENT_KEY, intent_record(resource, planned))
+                checkpoint.set(CHANGE_KEY, intent_record(resource, planned))
+                self._checkpoint_kept = True
             return send_change(resource, planned, dry_run=self.is_dry_run, log=self.log)
         except PrefsError as exc:
-            if surely_not_applied(exc):
+            if surely_not_applied(exc) and self._checkpoint_kept:
                 # The service refused it (or it never left): forget it, so that once the DAG or the
                 # connection is fixed, clearing the task plans the change anew instead of resending this one.
-                checkpoint.delete(INTENT_KEY)
+                checkpoint.delete(CHANGE_KEY)
+                self._checkpoint_kept = False
             raise
 
 

@@ -102,7 +102,8 @@ class ProfilePatchOperator(PatchOperatorBase):
         A retry after a wait that timed out finds the patch's outcome in the task state store and
         resumes the wait without patching again, on the worker and in the triggerer alike.
         """
-        result = self.patch_at_most_once(context)
+        # The answer is worth a store write only when a wait follows that can fail (and be retried).
+        result = self.patch_at_most_once(context, keep_outcome=self.wait_for_completion)
         if not self.wait_for_completion or result["status"] == "dry_run":
             return self.task_done(context, result)
         if self.deferrable:
@@ -119,7 +120,7 @@ class ProfilePatchOperator(PatchOperatorBase):
                 ),
                 method_name="execute_complete",
                 # Only the real triggerer passes these back (``airflow dags test`` passes just the
-                # event), so execute_complete reads the outcome from the task state store first.
+                # event); without them execute_complete reads the outcome from the task state store.
                 kwargs={"patch_result": result},
                 timeout=timedelta(seconds=self.wait_timeout + 60),
             )
@@ -153,12 +154,16 @@ class ProfilePatchOperator(PatchOperatorBase):
 
         A timeout raises the same retryable :class:`UpdateStatusTimeoutError` as the wait on the worker.
         """
-        from airflow_provider_prefs.operators.base import OUTCOME_KEY
+        from airflow_provider_prefs.operators.base import CHANGE_KEY, recorded_outcome
         from airflow_provider_prefs.triggers.profile_status import summary_from_event
         from airflow_provider_prefs.update_status import UpdateStatusTimeoutError, wait_timeout_message
 
-        recorded = self.checkpoint(context).get(OUTCOME_KEY)
-        outcome = recorded if isinstance(recorded, dict) else patch_result
+        outcome = patch_result
+        if outcome is None:
+            # Only the real triggerer passes patch_result back; without it, read what execute() recorded.
+            record = self.checkpoint(context).get(CHANGE_KEY)
+            self._checkpoint_kept = record is not None
+            outcome = recorded_outcome(record)
         if outcome is None:
             self.log.warning("%s: this task's patch outcome is not available; returning the profile only", self.target)
             outcome = {"target": self.target}

@@ -24,6 +24,8 @@ DAG_IDS = {
     "mapped": "prefs_bench_mapped_profile_patch",
     "http": "prefs_bench_mapped_http",
 }
+#: Run once before the contenders (not measured): see ``prefs_bench_warmup.py``.
+WARMUP_DAG_ID = "prefs_bench_warmup"
 
 
 def alternate_ids(count: int = UPDATES) -> list[str]:
