@@ -247,12 +247,12 @@ class PrefsApiHook(BaseHook):
 
     @cached_property
     def client(self) -> ApiClient:
-        """The one client (and ``requests.Session``) every call of this hook goes through."""
+        """The one client (and ``httpx.Client`` connection pool) every call of this hook goes through."""
         from airflow_provider_prefs.transport.auth import shared_token_provider
         from airflow_provider_prefs.transport.client import ApiClient
 
-        settings = self.transport.client_settings(self.base_headers(), self.status_hints())
-        return ApiClient(settings, shared_token_provider(self.token_provider()))
+        auth = shared_token_provider(self.token_provider())
+        return ApiClient(self.transport, self.base_headers(), auth, self.status_hints())
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every call of this service (besides ``Authorization``)."""
@@ -267,9 +267,10 @@ class PrefsApiHook(BaseHook):
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release pooled connections."""
-        if "client" in self.__dict__:
-            self.client.close()
+        """Release pooled connections (a later call opens new ones)."""
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
 
     def send(self, request: ApiRequest) -> Any:
         """Send one request through the shared client (retries included)."""

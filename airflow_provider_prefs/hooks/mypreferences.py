@@ -32,7 +32,13 @@ from airflow_provider_prefs.provider_info import (
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
-from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken, StaticToken, TokenProvider
+from airflow_provider_prefs.transport.auth import (
+    ClientCredentials,
+    ClientCredentialsToken,
+    StaticToken,
+    TokenProvider,
+    shared_token_provider,
+)
 from airflow_provider_prefs.transport.client import ApiRequest, AsyncApiClient
 from airflow_provider_prefs.transport.token_cache import shared_cache
 
@@ -445,11 +451,12 @@ class MyPreferencesAsyncHook:
             transport = parse_transport(
                 ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson), self.transport_overrides
             )
-            self._settings = settings
-            self._client = AsyncApiClient(
-                transport.client_settings({"Accept": "application/json"}, settings.status_hints(self.conn_id)),
-                settings.token_provider(share=transport.share_across_tasks),
+            auth = shared_token_provider(settings.token_provider(share=transport.share_across_tasks))
+            # Off the event loop: making the client reads CA certificates, proxy variables and .netrc.
+            self._client = await asyncio.to_thread(
+                AsyncApiClient, transport, {"Accept": "application/json"}, auth, settings.status_hints(self.conn_id)
             )
+            self._settings = settings
             return settings, self._client
 
     async def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
@@ -459,5 +466,6 @@ class MyPreferencesAsyncHook:
 
     async def aclose(self) -> None:
         """Close pooled connections."""
-        if self._client is not None:
-            await self._client.aclose()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

@@ -1,13 +1,12 @@
-"""Bearer tokens: a static token, or OAuth client credentials cached until shortly before expiry.
+"""Bearer tokens: a static token, or OAuth client credentials (Adobe IMS, MyPreferences) cached until expiry.
 
-Adobe IMS and MyPreferences both use the client-credentials grant, so one class serves both.
-The token request itself is done by whichever client (sync or async) asks for it; this module only
-decides *when* a token is needed and how to read the answer, so the two never drift apart.
+The client (sync or async) sends the token request; this module decides when one is needed and reads the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import weakref
@@ -28,8 +27,7 @@ EXPIRY_SKEW_SECONDS = 60.0
 
 
 def mask_secret(secret: Any, name: str | None = None) -> None:
-    """Register a value with Airflow's secrets masker; empty values (no password set) are skipped,
-    so no empty mask is sent to the task supervisor."""
+    """Register a value with Airflow's secrets masker (not an empty one: no empty mask for the supervisor)."""
     if secret:
         _airflow_mask_secret(secret, name)
 
@@ -46,14 +44,9 @@ class ClientCredentials(BaseModel):
 
     def form(self) -> dict[str, str]:
         """The form body of the token request."""
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self.client_secret.get_secret_value(),
-        }
-        if self.scope:
-            form["scope"] = self.scope
-        return form
+        secret = self.client_secret.get_secret_value()
+        form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": secret}
+        return form | {"scope": self.scope} if self.scope else form
 
 
 class AccessToken(BaseModel):
@@ -127,10 +120,12 @@ class StaticToken(TokenProvider):
 
 
 class ClientCredentialsToken(TokenProvider):
-    """OAuth client credentials, one cached token shared by all threads of a hook.
+    """OAuth client credentials, one cached token shared by all threads and coroutines of a process.
 
     With ``shared`` (a :class:`~airflow_provider_prefs.transport.token_cache.SharedTokenCache`), the token is
     also shared with the other task processes of the worker instead of fetched once per process.
+    One fetch at a time: threads wait on a lock (and, with ``shared``, on the entry's ``flock``, so tasks
+    starting together make one request); coroutines on an asyncio lock of their loop, never on ``flock``.
     """
 
     refreshable = True
@@ -146,36 +141,38 @@ class ClientCredentialsToken(TokenProvider):
         )
 
     def authorization(self, fetch: FetchToken) -> str:
-        """A fresh token, fetched at most once at a time however many threads ask."""
-        token = self._token
-        if token is None or not token.is_fresh():
-            with self._lock:
-                token = self._token
-                if token is None or not token.is_fresh():
-                    token = self._token = self._obtain(fetch)
-        return f"Bearer {token.value.get_secret_value()}"
+        """A fresh token, fetched at most once at a time however many threads (and tasks) ask."""
+        header = self._fresh()
+        if header is None:
+            shared_lock = self.shared.fetch_lock(self.credentials) if self.shared else contextlib.nullcontext()
+            with self._lock, shared_lock:
+                header = self._fresh() or self._keep(fetch(self.credentials))
+        return header
 
     async def aauthorization(self, fetch: AsyncFetchToken) -> str:
-        """A fresh token, fetched at most once at a time however many coroutines ask.
+        """A fresh token, fetched at most once at a time however many coroutines of this loop ask."""
+        header = self._fresh()
+        if header is None:
+            lock = self._async_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+            async with lock:
+                header = self._fresh() or self._keep(await fetch(self.credentials))
+        return header
 
-        The event loop runs one coroutine at a time, but each awaits the token request: without
-        the lock, every wait that finds the cache empty would start a request of its own.
-        """
+    def _fresh(self) -> str | None:
+        """The header of the token in memory or, once that is stale, in the shared cache; None if neither."""
         token = self._token
-        if token is None or not token.is_fresh():
-            async with self._async_lock():
-                token = self._token
-                if token is None or not token.is_fresh():
-                    token = self._token = await self._aobtain(fetch)
-        return f"Bearer {token.value.get_secret_value()}"
+        if (token is None or not token.is_fresh()) and self.shared is not None:
+            token = self._token = self.shared.load(self.credentials)
+            if token is not None:
+                mask_secret(token.value.get_secret_value())
+        return f"Bearer {token.value.get_secret_value()}" if token and token.is_fresh() else None
 
-    def _async_lock(self) -> asyncio.Lock:
-        """The lock of the running event loop (an asyncio lock must not cross loops)."""
-        loop = asyncio.get_running_loop()
-        lock = self._async_locks.get(loop)
-        if lock is None:
-            lock = self._async_locks[loop] = asyncio.Lock()
-        return lock
+    def _keep(self, answer: Any) -> str:
+        """Read a token answer, keep the token here and in the shared cache; its header."""
+        token = self._token = parse_token_answer(answer)
+        if self.shared is not None:
+            self.shared.store(self.credentials, token)
+        return f"Bearer {token.value.get_secret_value()}"
 
     def invalidate(self) -> None:
         """Drop the cached token (here and in the shared cache) so the next call fetches a new one."""
@@ -183,40 +180,9 @@ class ClientCredentialsToken(TokenProvider):
         if self.shared is not None:
             self.shared.discard(self.credentials, rejected)
 
-    def _obtain(self, fetch: FetchToken) -> AccessToken:
-        """The shared token if fresh, else fetched (one process at a time) and shared."""
-        shared = self.shared
-        if shared is None:
-            return parse_token_answer(fetch(self.credentials))
-        token = shared.load(self.credentials)
-        if token is None:
-            with shared.fetch_lock(self.credentials):
-                token = shared.load(self.credentials)  # another process may have fetched meanwhile
-                if token is None:
-                    token = parse_token_answer(fetch(self.credentials))
-                    shared.store(self.credentials, token)
-                    return token
-        mask_secret(token.value.get_secret_value())
-        return token
 
-    async def _aobtain(self, fetch: AsyncFetchToken) -> AccessToken:
-        """Async twin of :meth:`_obtain`, without the cross-process lock (it would block the loop)."""
-        shared = self.shared
-        token = shared.load(self.credentials) if shared is not None else None
-        if token is not None:
-            mask_secret(token.value.get_secret_value())
-            return token
-        token = parse_token_answer(await fetch(self.credentials))
-        if shared is not None:
-            shared.store(self.credentials, token)
-        return token
-
-
-#: Client-credentials providers shared by every hook of this process with the same credentials.
-#: Without sharing, each new hook fetched its own token and registered it with Airflow's secrets
-#: masker, which recompiles one pattern over every secret ever registered: after 600 hooks in one
-#: process most of a call was ``re.compile``. Shared, a process holds one live token per credential
-#: (renewed near expiry), so the masker grows with credentials and time, not with hooks.
+#: One provider per credentials per process, however many hooks: each new provider's token would go to
+#: Airflow's secrets masker, which recompiles one pattern over every secret so far (slower per hook).
 MAX_SHARED_PROVIDERS = 64
 _shared: OrderedDict[ClientCredentials, ClientCredentialsToken] = OrderedDict()
 _shared_lock = threading.Lock()
@@ -227,14 +193,11 @@ def shared_token_provider(provider: TokenProvider) -> TokenProvider:
     if not isinstance(provider, ClientCredentialsToken):
         return provider
     with _shared_lock:
-        existing = _shared.get(provider.credentials)
-        if existing is not None:
-            _shared.move_to_end(provider.credentials)
-            return existing
-        _shared[provider.credentials] = provider
-        while len(_shared) > MAX_SHARED_PROVIDERS:
+        provider = _shared.setdefault(provider.credentials, provider)
+        _shared.move_to_end(provider.credentials)
+        if len(_shared) > MAX_SHARED_PROVIDERS:
             _shared.popitem(last=False)
-        return provider
+    return provider
 
 
 def forget_shared_tokens() -> None:
