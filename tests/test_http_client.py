@@ -15,7 +15,7 @@ from airflow_provider_prefs.errors import (
     vendor_message,
 )
 from airflow_provider_prefs.transport.client import ApiRequest, Outcome, decide
-from airflow_provider_prefs.transport.retry import Attempts, BackoffGate, backoff, parse_retry_after
+from airflow_provider_prefs.transport.retry import Attempts, BackoffGate, parse_retry_after
 from airflow_provider_prefs.transport.settings import TransportSettings
 
 GET = ApiRequest("GET", "https://x/offers/1", action="GET offer '1'")
@@ -104,9 +104,13 @@ def test_total_wait_is_bounded() -> None:
 
 
 def test_backoff_grows_exponentially_with_jitter() -> None:
-    settings = TransportSettings(backoff_base=1, backoff_max=100)
+    settings = TransportSettings(backoff_base=1, backoff_max=100, max_total_seconds=1000, max_attempts=20)
     for attempt in range(1, 6):
-        delays = [backoff(settings, attempt) for _ in range(200)]
+        delays = []
+        for _ in range(200):
+            budget = Attempts(settings)
+            budget.count = attempt
+            delays.append(budget.next_delay(None) or 0.0)
         assert max(delays) <= 2 ** (attempt - 1)
         assert len(set(delays)) > 100  # jittered
 

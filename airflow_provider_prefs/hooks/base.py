@@ -248,11 +248,9 @@ class PrefsApiHook(BaseHook):
     @cached_property
     def client(self) -> ApiClient:
         """The one client (and ``httpx.Client`` connection pool) every call of this hook goes through."""
-        from airflow_provider_prefs.transport.auth import shared_token_provider
         from airflow_provider_prefs.transport.client import ApiClient
 
-        auth = shared_token_provider(self.token_provider())
-        return ApiClient(self.transport, self.base_headers(), auth, self.status_hints())
+        return ApiClient(self.transport, self.base_headers(), self.token_provider(), self.status_hints())
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every call of this service (besides ``Authorization``)."""

@@ -32,13 +32,7 @@ from airflow_provider_prefs.provider_info import (
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
-from airflow_provider_prefs.transport.auth import (
-    ClientCredentials,
-    ClientCredentialsToken,
-    StaticToken,
-    TokenProvider,
-    shared_token_provider,
-)
+from airflow_provider_prefs.transport.auth import ClientCredentials, StaticToken, TokenProvider, shared_token_provider
 from airflow_provider_prefs.transport.client import ApiRequest, AsyncApiClient
 from airflow_provider_prefs.transport.token_cache import shared_cache
 
@@ -148,14 +142,14 @@ class MyPreferencesSettings(BaseModel):
         """
         if self.auth_type == "oauth":
             assert self.oauth_client_id and self.oauth_client_secret and self.oauth_endpoint
-            return ClientCredentialsToken(
+            return shared_token_provider(
                 ClientCredentials(
                     token_url=self.oauth_endpoint,
                     client_id=self.oauth_client_id,
                     client_secret=self.oauth_client_secret,
                     scope=self.oauth_scope,
                 ),
-                shared=shared_cache(share),
+                shared_cache(share),
             )
         assert self.token is not None
         return StaticToken(self.token.get_secret_value())
@@ -451,7 +445,7 @@ class MyPreferencesAsyncHook:
             transport = parse_transport(
                 ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson), self.transport_overrides
             )
-            auth = shared_token_provider(settings.token_provider(share=transport.share_across_tasks))
+            auth = settings.token_provider(share=transport.share_across_tasks)
             # Off the event loop: making the client reads CA certificates, proxy variables and .netrc.
             self._client = await asyncio.to_thread(
                 AsyncApiClient, transport, {"Accept": "application/json"}, auth, settings.status_hints(self.conn_id)

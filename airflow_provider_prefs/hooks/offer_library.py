@@ -26,7 +26,7 @@ from airflow_provider_prefs.provider_info import (
     DEFAULT_PLATFORM_URL,
     DEFAULT_SCOPES,
 )
-from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken, TokenProvider
+from airflow_provider_prefs.transport.auth import ClientCredentials, TokenProvider, shared_token_provider
 from airflow_provider_prefs.transport.client import ApiRequest
 from airflow_provider_prefs.transport.token_cache import shared_cache
 
@@ -124,14 +124,14 @@ class OfferLibraryHook(PrefsApiHook):
     def token_provider(self) -> TokenProvider:
         """An IMS client-credentials token, cached until shortly before expiry."""
         settings = self.settings
-        return ClientCredentialsToken(
+        return shared_token_provider(
             ClientCredentials(
                 token_url=settings.ims_endpoint,
                 client_id=settings.client_id,
                 client_secret=settings.client_secret,
                 scope=settings.scopes,
             ),
-            shared=shared_cache(self.transport.share_across_tasks),
+            shared_cache(self.transport.share_across_tasks),
         )
 
     def status_hints(self) -> dict[int, str]:

@@ -1,17 +1,14 @@
-"""Bearer tokens: a static token, or OAuth client credentials (Adobe IMS, MyPreferences) cached until expiry.
-
-The client (sync or async) sends the token request; this module decides when one is needed and reads the answer.
-"""
+"""Bearer tokens: a static token, or OAuth client credentials (Adobe IMS, MyPreferences) cached until expiry."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 import weakref
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import mask_secret as _airflow_mask_secret
@@ -61,10 +58,6 @@ class AccessToken(BaseModel):
         """True while the token can still be sent."""
         return time.monotonic() < self.renew_at
 
-    def seconds_left(self) -> float:
-        """Seconds until the token must be renewed (negative once stale)."""
-        return self.renew_at - time.monotonic()
-
 
 def parse_token_answer(data: Any) -> AccessToken:
     """Read ``{"access_token", "token_type", "expires_in"}`` into an :class:`AccessToken`."""
@@ -78,22 +71,44 @@ def parse_token_answer(data: Any) -> AccessToken:
     return AccessToken(value=SecretStr(token), renew_at=time.monotonic() + expires_in - skew)
 
 
-FetchToken = Callable[[ClientCredentials], Any]
-AsyncFetchToken = Callable[[ClientCredentials], Awaitable[Any]]
-
-
 class TokenProvider:
-    """Produces the ``Authorization`` header value; subclasses decide where the token comes from."""
+    """Produces the ``Authorization`` header value (the token fetched by the client that asks, sync or async).
+
+    One fetch at a time: threads wait on a lock and the shared cache's ``flock`` (tasks starting together make
+    one request), coroutines on an asyncio lock of their event loop (never on ``flock``).
+    """
 
     #: Whether a 401 can be cured by fetching a new token.
     refreshable = False
+    credentials: ClientCredentials
+    shared: SharedTokenCache | None = None
 
-    def authorization(self, fetch: FetchToken) -> str:
-        """The header value, fetching a token with ``fetch`` when needed."""
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._async_locks: MutableMapping[Any, asyncio.Lock] = weakref.WeakKeyDictionary()  # per event loop
+
+    def authorization(self, fetch: Callable[[ClientCredentials], Any]) -> str:
+        """The header value, fetching a token with ``fetch`` when none is at hand."""
+        header = self.at_hand()
+        if header is None:
+            with self._lock, self.shared.fetch_lock(self.credentials) if self.shared else contextlib.nullcontext():
+                header = self.at_hand() or self.keep(fetch(self.credentials))
+        return header
+
+    async def aauthorization(self, fetch: Callable[[ClientCredentials], Awaitable[Any]]) -> str:
+        """Async twin of :meth:`authorization`."""
+        header = self.at_hand()
+        if header is None:
+            async with self._async_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+                header = self.at_hand() or self.keep(await fetch(self.credentials))
+        return header
+
+    def at_hand(self) -> str | None:
+        """The header value if a usable token is at hand (no request needed), else None."""
         raise NotImplementedError
 
-    async def aauthorization(self, fetch: AsyncFetchToken) -> str:
-        """Async twin of :meth:`authorization`."""
+    def keep(self, answer: Any) -> str:
+        """Read a token answer, keep the token, and return the header value."""
         raise NotImplementedError
 
     def invalidate(self) -> None:
@@ -107,59 +122,30 @@ class StaticToken(TokenProvider):
     """A bearer token stored in the connection."""
 
     def __init__(self, token: str) -> None:
+        super().__init__()
         mask_secret(token)
         self._header = f"Bearer {token}"
 
-    def authorization(self, fetch: FetchToken) -> str:
-        """The stored token; nothing to fetch."""
-        return self._header
-
-    async def aauthorization(self, fetch: AsyncFetchToken) -> str:
-        """The stored token; nothing to fetch."""
+    def at_hand(self) -> str:
+        """The stored token: never anything to fetch."""
         return self._header
 
 
 class ClientCredentialsToken(TokenProvider):
-    """OAuth client credentials, one cached token shared by all threads and coroutines of a process.
-
-    With ``shared`` (a :class:`~airflow_provider_prefs.transport.token_cache.SharedTokenCache`), the token is
-    also shared with the other task processes of the worker instead of fetched once per process.
-    One fetch at a time: threads wait on a lock (and, with ``shared``, on the entry's ``flock``, so tasks
-    starting together make one request); coroutines on an asyncio lock of their loop, never on ``flock``.
+    """OAuth client credentials: one cached token for all threads and coroutines, and with ``shared`` (a
+    :class:`~airflow_provider_prefs.transport.token_cache.SharedTokenCache`) for the worker's other task processes.
     """
 
     refreshable = True
 
     def __init__(self, credentials: ClientCredentials, shared: SharedTokenCache | None = None) -> None:
+        super().__init__()
         mask_secret(credentials.client_secret.get_secret_value())
-        self.credentials = credentials
-        self.shared = shared
+        self.credentials, self.shared = credentials, shared
         self._token: AccessToken | None = None
-        self._lock = threading.Lock()
-        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
 
-    def authorization(self, fetch: FetchToken) -> str:
-        """A fresh token, fetched at most once at a time however many threads (and tasks) ask."""
-        header = self._fresh()
-        if header is None:
-            shared_lock = self.shared.fetch_lock(self.credentials) if self.shared else contextlib.nullcontext()
-            with self._lock, shared_lock:
-                header = self._fresh() or self._keep(fetch(self.credentials))
-        return header
-
-    async def aauthorization(self, fetch: AsyncFetchToken) -> str:
-        """A fresh token, fetched at most once at a time however many coroutines of this loop ask."""
-        header = self._fresh()
-        if header is None:
-            lock = self._async_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-            async with lock:
-                header = self._fresh() or self._keep(await fetch(self.credentials))
-        return header
-
-    def _fresh(self) -> str | None:
-        """The header of the token in memory or, once that is stale, in the shared cache; None if neither."""
+    def at_hand(self) -> str | None:
+        """The token in memory or, once that is stale, in the shared cache, while fresh."""
         token = self._token
         if (token is None or not token.is_fresh()) and self.shared is not None:
             token = self._token = self.shared.load(self.credentials)
@@ -167,8 +153,8 @@ class ClientCredentialsToken(TokenProvider):
                 mask_secret(token.value.get_secret_value())
         return f"Bearer {token.value.get_secret_value()}" if token and token.is_fresh() else None
 
-    def _keep(self, answer: Any) -> str:
-        """Read a token answer, keep the token here and in the shared cache; its header."""
+    def keep(self, answer: Any) -> str:
+        """Keep the answer's token here and in the shared cache."""
         token = self._token = parse_token_answer(answer)
         if self.shared is not None:
             self.shared.store(self.credentials, token)
@@ -181,26 +167,12 @@ class ClientCredentialsToken(TokenProvider):
             self.shared.discard(self.credentials, rejected)
 
 
-#: One provider per credentials per process, however many hooks: each new provider's token would go to
-#: Airflow's secrets masker, which recompiles one pattern over every secret so far (slower per hook).
-MAX_SHARED_PROVIDERS = 64
-_shared: OrderedDict[ClientCredentials, ClientCredentialsToken] = OrderedDict()
-_shared_lock = threading.Lock()
+@functools.lru_cache(maxsize=64)
+def shared_token_provider(credentials: ClientCredentials, shared: SharedTokenCache | None) -> ClientCredentialsToken:
+    """The provider of this process for ``credentials``: one token however many hooks use them (a token per
+    hook would grow Airflow's secrets masker, which recompiles one pattern over every secret, per hook)."""
+    return ClientCredentialsToken(credentials, shared)
 
 
-def shared_token_provider(provider: TokenProvider) -> TokenProvider:
-    """The process-wide provider for ``provider``'s credentials (static tokens pass through)."""
-    if not isinstance(provider, ClientCredentialsToken):
-        return provider
-    with _shared_lock:
-        provider = _shared.setdefault(provider.credentials, provider)
-        _shared.move_to_end(provider.credentials)
-        if len(_shared) > MAX_SHARED_PROVIDERS:
-            _shared.popitem(last=False)
-    return provider
-
-
-def forget_shared_tokens() -> None:
-    """Drop every shared provider (tests; or after credentials were rotated)."""
-    with _shared_lock:
-        _shared.clear()
+#: Drop every shared provider (tests; or after credentials were rotated).
+forget_shared_tokens = shared_token_provider.cache_clear

@@ -1,16 +1,6 @@
-"""The HTTP layer under both hooks: one httpx client per hook, timeouts, bounded retries, readable errors.
-
-:func:`decide` holds the retry rules and :meth:`Transport.steps` the one retry loop, without I/O; the sync
-:class:`ApiClient` (hooks) and the async :class:`AsyncApiClient` (triggers) only drive it. So both follow:
-
-* connect failures and 429 are retried for every request (nothing reached the service);
-* 5xx, resets and read timeouts are retried only for requests that can be resent safely; for a
-  patch they raise :class:`OutcomeUnknownError`, and the hook re-reads the resource to decide;
-* a 401 with a refreshable token fetches a new token once and resends;
-* a 429 holds back every request of the client (:class:`~airflow_provider_prefs.transport.retry.BackoffGate`).
-
-The environment is read once per client: proxy variables and ``NO_PROXY``, ``SSL_CERT_FILE`` /
-``SSL_CERT_DIR`` (httpx's ``trust_env``), and ``.netrc`` (only for requests that carry no token).
+"""The HTTP layer under both hooks: :func:`decide` (the retry rules), :meth:`Transport.steps` (the one retry
+loop, without I/O) and the two httpx clients that drive it: :class:`ApiClient` (hooks), :class:`AsyncApiClient`
+(triggers). Each reads the environment once: proxies, ``NO_PROXY``, ``SSL_CERT_FILE``/``SSL_CERT_DIR``, ``.netrc``.
 """
 
 from __future__ import annotations
@@ -39,10 +29,7 @@ from airflow_provider_prefs.transport.settings import TransportSettings
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "airflow-provider-prefs"
 RESENDABLE_STATUSES = frozenset({502, 503, 504})
-#: httpx raises these before any byte of the request left: no connection, or no free one in the pool.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -84,7 +71,14 @@ class Decision:
 def decide(
     request: ApiRequest, outcome: Outcome, attempts: Attempts, *, can_refresh: bool, hints: Mapping[int, str] = {}
 ) -> Decision:
-    """The retry rules for both clients (see the module docstring); ``hints`` per status end errors."""
+    """The retry rules of both clients; ``hints`` (per status) end error messages.
+
+    * connect failures and 429 are retried for every request (nothing reached the service);
+    * 5xx, resets and read timeouts are retried only for requests that can be resent safely; for a
+      patch they raise :class:`OutcomeUnknownError`, and the hook re-reads the resource to decide;
+    * a 401 with a refreshable token fetches a new token once and resends (``can_refresh``);
+    * a 429 holds back every request of the client (``pause_everyone``).
+    """
     action, status, failure = request.action, outcome.status or 0, outcome.failure
     if failure is None and status < 400:
         return Decision("return")
@@ -118,26 +112,25 @@ def decide(
 
 
 def failure_outcome(exc: httpx.HTTPError, request: ApiRequest) -> Outcome:
-    """The outcome of an attempt that got no answer (sync and async httpx raise the same classes).
-
-    An untrusted certificate raises at once: no retry can cure it, the connection's ``ca_bundle`` can.
-    """
+    """The outcome of an attempt that got no answer (sync and async httpx raise the same classes)."""
     chain: list[BaseException] = [exc]
     while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
         chain.append(cause)
     for cause in chain:
-        if isinstance(cause, ssl.SSLCertVerificationError):
+        if isinstance(cause, ssl.SSLCertVerificationError):  # no retry can cure that: raise at once
             raise errors.UntrustedCertificateError(
                 f"{request.action} failed: the TLS certificate of {urlsplit(redact_url(request.url)).netloc} is "
                 f"not trusted ({cause.verify_message}); if the service uses a private CA, put its PEM file in the "
                 "connection extra 'ca_bundle'"
             ) from None
-    # httpx's messages name the error, never the URL or headers: nothing secret to leak.
-    return Outcome(failure=f"{type(exc).__name__}: {exc}"[:200], request_sent=not isinstance(exc, NOT_SENT))
+    # Not sent: no connection, or none free in the pool. httpx's messages never show URL or headers (no secrets).
+    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return Outcome(failure=f"{type(exc).__name__}: {exc}"[:200], request_sent=sent)
 
 
-def check_size(request: ApiRequest, body: bytearray, limit: int) -> None:
-    """Refuse an answer as soon as its body, streaming in, passes ``max_response_bytes``."""
+def add_chunk(request: ApiRequest, body: bytearray, chunk: bytes, limit: int) -> None:
+    """Add a chunk of a streaming answer; refuse the answer as soon as it passes ``max_response_bytes``."""
+    body += chunk
     if len(body) > limit:
         raise errors.ResponseTooLargeError(
             f"{request.action}: answer larger than max_response_bytes={limit}; raise the limit in the "
@@ -145,16 +138,11 @@ def check_size(request: ApiRequest, body: bytearray, limit: int) -> None:
         )
 
 
-def token_request(credentials: ClientCredentials) -> ApiRequest:
-    """The client-credentials token request (safe to resend: it changes nothing)."""
-    action = f"token request for client id {credentials.client_id!r}"
-    return ApiRequest("POST", credentials.token_url, action, form=credentials.form(), authenticated=False)
-
-
 class Transport:
     """What both clients share: settings, token, 429 gate, the httpx pool and the retry loop."""
 
     pool: ClassVar[Callable[..., Any]]
+    send: Callable[[ApiRequest], Any]
 
     def __init__(
         self,
@@ -167,16 +155,20 @@ class Transport:
         self.gate, verify = BackoffGate(), settings.verify
         if verify is False:
             log.warning("TLS certificate verification is OFF for this connection")
-        try:
-            self.netrc: httpx.Auth | None = httpx.NetRCAuth(os.environ.get("NETRC"))  # default: ~/.netrc
-        except (OSError, NetrcParseError):  # none (the usual case) or unusable: ignored, as requests did
-            self.netrc = None
+        self.netrc: httpx.Auth | None = None
+        with contextlib.suppress(OSError, NetrcParseError):  # none (the usual case) or unusable: ignored
+            self.netrc = httpx.NetRCAuth(os.environ.get("NETRC"))  # default: ~/.netrc
         self.http = self.pool(
-            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            headers={"User-Agent": "airflow-provider-prefs", **(headers or {})},
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
             verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,  # a private CA
             limits=httpx.Limits(max_connections=settings.pool_size, max_keepalive_connections=settings.pool_size),
         )
+
+    def fetch_token(self, creds: ClientCredentials) -> Any:
+        """POST a client-credentials token request (safe to resend: it changes nothing); async: awaitable."""
+        action = f"token request for client id {creds.client_id!r}"
+        return self.send(ApiRequest("POST", creds.token_url, action, form=creds.form(), authenticated=False))
 
     def steps(self, request: ApiRequest) -> Generator[float | TokenProvider | httpx.Request, Any, Any]:
         """The retry loop. Yields seconds to sleep, a token provider (send back the header) or the request
@@ -230,10 +222,6 @@ class ApiClient(Transport):
         """Close pooled connections."""
         self.http.close()
 
-    def fetch_token(self, credentials: ClientCredentials) -> Any:
-        """POST a client-credentials token request."""
-        return self.send(token_request(credentials))
-
     def send(self, request: ApiRequest) -> Any:
         """Send with retries; return the parsed JSON answer or raise a :class:`PrefsError`."""
         steps, reply = self.steps(request), cast(Any, None)  # the header or Outcome the last step asked for
@@ -256,8 +244,7 @@ class ApiClient(Transport):
             with contextlib.closing(self.http.send(http, stream=True, auth=netrc)) as response:
                 body = bytearray()
                 for chunk in response.iter_bytes():
-                    body += chunk
-                    check_size(request, body, self.settings.max_response_bytes)
+                    add_chunk(request, body, chunk, self.settings.max_response_bytes)
         except httpx.HTTPError as exc:
             return failure_outcome(exc, request)
         return Outcome(response.status_code, response.headers, bytes(body))
@@ -272,10 +259,6 @@ class AsyncApiClient(Transport):
     async def aclose(self) -> None:
         """Close pooled connections."""
         await self.http.aclose()
-
-    async def fetch_token(self, credentials: ClientCredentials) -> Any:
-        """POST a client-credentials token request."""
-        return await self.send(token_request(credentials))
 
     async def send(self, request: ApiRequest) -> Any:
         """Send with the same retry loop as the sync client."""
@@ -298,11 +281,7 @@ class AsyncApiClient(Transport):
             async with contextlib.aclosing(await self.http.send(http, stream=True, auth=netrc)) as response:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
-                    body += chunk
-                    check_size(request, body, self.settings.max_response_bytes)
+                    add_chunk(request, body, chunk, self.settings.max_response_bytes)
         except httpx.HTTPError as exc:
             return failure_outcome(exc, request)
         return Outcome(response.status_code, response.headers, bytes(body))
-
-
-__all__ = ["ApiClient", "ApiRequest", "AsyncApiClient", "Decision", "Outcome", "decide"]

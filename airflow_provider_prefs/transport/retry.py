@@ -1,19 +1,14 @@
-"""Retry maths over :class:`TransportSettings` (budgets, backoff, ``Retry-After``) and the shared 429 gate."""
+"""Retry maths over :class:`TransportSettings` (attempt and wait budgets, backoff, ``Retry-After``); the 429 gate."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
 from email.utils import parsedate_to_datetime
 
 from airflow_provider_prefs.transport.settings import TransportSettings
-
-
-def backoff(settings: TransportSettings, attempt: int, rng: random.Random | None = None) -> float:
-    """Delay before try ``attempt + 1``: full jitter over an exponentially growing cap."""
-    cap = min(settings.backoff_max, settings.backoff_base * (2 ** (attempt - 1)))
-    return (rng or random).uniform(0, cap)
 
 
 class Attempts:
@@ -25,30 +20,28 @@ class Attempts:
         self.waited = 0.0
 
     def next_delay(self, retry_after: float | None) -> float | None:
-        """Seconds to wait before the next try (the server's ``Retry-After`` wins), or None when spent."""
+        """Seconds to wait before the next try, or None when a budget is spent.
+
+        The server's ``Retry-After`` wins; else exponential backoff with full jitter.
+        """
         settings = self.settings
         if self.count >= settings.max_attempts or (retry_after or 0) > settings.max_retry_after:
             return None
-        delay = backoff(settings, self.count) if retry_after is None else retry_after
-        if self.waited + delay > settings.max_total_seconds:
+        if retry_after is None:
+            retry_after = random.uniform(0, min(settings.backoff_max, settings.backoff_base * 2 ** (self.count - 1)))
+        if self.waited + retry_after > settings.max_total_seconds:
             return None
-        self.waited += delay
-        return delay
+        self.waited += retry_after
+        return retry_after
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (None if neither)."""
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, float(value or ""))
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, parsedate_to_datetime(value or "").timestamp() - time.time())
+    return None
 
 
 class BackoffGate:

@@ -112,7 +112,10 @@ class SharedTokenCache:
         if not self._ready():
             return
         payload = json.dumps(
-            {"access_token": token.value.get_secret_value(), "renew_at": time.time() + token.seconds_left()}
+            {
+                "access_token": token.value.get_secret_value(),
+                "renew_at": time.time() + token.renew_at - time.monotonic(),
+            }
         ).encode()
         blob = _fernet(credentials).encrypt(payload)
         try:
