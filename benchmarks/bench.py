@@ -241,7 +241,9 @@ class OfferClients:
         self.path = self.url.split("/data/core/dps", 1)[1] + "?offer-type=fallback"
         self.raw = requests.Session()
         self.http_hook = HttpHook(method="PATCH", http_conn_id="bench_http")
-        self.form = self.hook.token_provider().credentials.form()
+        credentials = self.hook.token_provider().credentials
+        assert credentials is not None
+        self.form = credentials.form()
 
     def raw_patch(self, i: int) -> None:
         """Raw keep-alive ``requests.Session``, the floor of any client over requests."""

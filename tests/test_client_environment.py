@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_prefs.transport.auth import StaticToken
+from airflow_provider_prefs.transport.auth import TokenProvider
 from airflow_provider_prefs.transport.client import ApiClient, ApiRequest, AsyncApiClient
 from airflow_provider_prefs.transport.settings import TransportSettings
 
@@ -135,7 +135,7 @@ def test_netrc_credentials_apply_to_unauthenticated_requests(
 def test_netrc_never_replaces_the_bearer_token(servers: tuple[Recorder, Recorder], tmp_path: Path, side: str) -> None:
     _, target = servers
     write_netrc(tmp_path)
-    SENDERS[side](get(f"{target.url}/thing"), StaticToken("the-bearer"))
+    SENDERS[side](get(f"{target.url}/thing"), TokenProvider(token="the-bearer"))
     assert target.seen[0][1].get("Authorization") == "Bearer the-bearer"
 
 

@@ -32,7 +32,7 @@ from airflow_provider_prefs.provider_info import (
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
-from airflow_provider_prefs.transport.auth import ClientCredentials, StaticToken, TokenProvider, shared_token_provider
+from airflow_provider_prefs.transport.auth import ClientCredentials, TokenProvider, shared_token_provider
 from airflow_provider_prefs.transport.client import ApiRequest, AsyncApiClient
 from airflow_provider_prefs.transport.token_cache import shared_cache
 
@@ -152,7 +152,7 @@ class MyPreferencesSettings(BaseModel):
                 shared_cache(share),
             )
         assert self.token is not None
-        return StaticToken(self.token.get_secret_value())
+        return TokenProvider(token=self.token.get_secret_value())
 
     def status_hints(self, conn_id: str) -> dict[int, str]:
         """What to check in the Airflow connection when the service refuses a call."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import threading
 import time
 import weakref
@@ -72,25 +73,37 @@ def parse_token_answer(data: Any) -> AccessToken:
 
 
 class TokenProvider:
-    """Produces the ``Authorization`` header value (the token fetched by the client that asks, sync or async).
+    """The ``Authorization`` header value: a static bearer ``token``, or with ``credentials`` an OAuth token cached
+    until shortly before expiry, and with ``shared`` (a :class:`~.token_cache.SharedTokenCache`) also for the
+    worker's other task processes.
 
     One fetch at a time: threads wait on a lock and the shared cache's ``flock`` (tasks starting together make
     one request), coroutines on an asyncio lock of their event loop (never on ``flock``).
     """
 
-    #: Whether a 401 can be cured by fetching a new token.
-    refreshable = False
-    credentials: ClientCredentials
-    shared: SharedTokenCache | None = None
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        credentials: ClientCredentials | None = None,
+        shared: SharedTokenCache | None = None,
+        *,
+        token: str | None = None,
+    ) -> None:
+        self.credentials, self.shared = credentials, shared
+        #: Whether a 401 can be cured by fetching a new token.
+        self.refreshable = credentials is not None
+        mask_secret(credentials.client_secret.get_secret_value() if credentials else token)
+        self._token = None if token is None else AccessToken(value=SecretStr(token), renew_at=math.inf)
         self._lock = threading.Lock()
         self._async_locks: MutableMapping[Any, asyncio.Lock] = weakref.WeakKeyDictionary()  # per event loop
+
+    def __repr__(self) -> str:
+        return "TokenProvider(***)"
 
     def authorization(self, fetch: Callable[[ClientCredentials], Any]) -> str:
         """The header value, fetching a token with ``fetch`` when none is at hand."""
         header = self.at_hand()
         if header is None:
+            assert self.credentials is not None  # a static token is always at hand
             with self._lock, self.shared.fetch_lock(self.credentials) if self.shared else contextlib.nullcontext():
                 header = self.at_hand() or self.keep(fetch(self.credentials))
         return header
@@ -99,79 +112,39 @@ class TokenProvider:
         """Async twin of :meth:`authorization`."""
         header = self.at_hand()
         if header is None:
+            assert self.credentials is not None
             async with self._async_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
                 header = self.at_hand() or self.keep(await fetch(self.credentials))
         return header
 
     def at_hand(self) -> str | None:
-        """The header value if a usable token is at hand (no request needed), else None."""
-        raise NotImplementedError
-
-    def keep(self, answer: Any) -> str:
-        """Read a token answer, keep the token, and return the header value."""
-        raise NotImplementedError
-
-    def invalidate(self) -> None:
-        """Forget the cached token (after a 401)."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(***)"
-
-
-class StaticToken(TokenProvider):
-    """A bearer token stored in the connection."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        mask_secret(token)
-        self._header = f"Bearer {token}"
-
-    def at_hand(self) -> str:
-        """The stored token: never anything to fetch."""
-        return self._header
-
-
-class ClientCredentialsToken(TokenProvider):
-    """OAuth client credentials: one cached token for all threads and coroutines, and with ``shared`` (a
-    :class:`~airflow_provider_prefs.transport.token_cache.SharedTokenCache`) for the worker's other task processes.
-    """
-
-    refreshable = True
-
-    def __init__(self, credentials: ClientCredentials, shared: SharedTokenCache | None = None) -> None:
-        super().__init__()
-        mask_secret(credentials.client_secret.get_secret_value())
-        self.credentials, self.shared = credentials, shared
-        self._token: AccessToken | None = None
-
-    def at_hand(self) -> str | None:
-        """The token in memory or, once that is stale, in the shared cache, while fresh."""
+        """The header value of the token in memory or, once that is stale, in the shared cache, while fresh."""
         token = self._token
-        if (token is None or not token.is_fresh()) and self.shared is not None:
+        if (token is None or not token.is_fresh()) and self.shared is not None and self.credentials is not None:
             token = self._token = self.shared.load(self.credentials)
             if token is not None:
                 mask_secret(token.value.get_secret_value())
         return f"Bearer {token.value.get_secret_value()}" if token and token.is_fresh() else None
 
     def keep(self, answer: Any) -> str:
-        """Keep the answer's token here and in the shared cache."""
+        """Keep the token of a token answer, here and in the shared cache; its header value."""
         token = self._token = parse_token_answer(answer)
-        if self.shared is not None:
+        if self.shared is not None and self.credentials is not None:
             self.shared.store(self.credentials, token)
         return f"Bearer {token.value.get_secret_value()}"
 
     def invalidate(self) -> None:
-        """Drop the cached token (here and in the shared cache) so the next call fetches a new one."""
+        """Drop the cached token (here and in the shared cache) after a 401, so the next call fetches a new one."""
         rejected, self._token = self._token, None
-        if self.shared is not None:
+        if self.shared is not None and self.credentials is not None:
             self.shared.discard(self.credentials, rejected)
 
 
 @functools.lru_cache(maxsize=64)
-def shared_token_provider(credentials: ClientCredentials, shared: SharedTokenCache | None) -> ClientCredentialsToken:
+def shared_token_provider(credentials: ClientCredentials, shared: SharedTokenCache | None) -> TokenProvider:
     """The provider of this process for ``credentials``: one token however many hooks use them (a token per
     hook would grow Airflow's secrets masker, which recompiles one pattern over every secret, per hook)."""
-    return ClientCredentialsToken(credentials, shared)
+    return TokenProvider(credentials, shared)
 
 
 #: Drop every shared provider (tests; or after credentials were rotated).

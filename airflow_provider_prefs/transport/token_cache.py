@@ -92,7 +92,7 @@ class SharedTokenCache:
     def __repr__(self) -> str:
         return f"SharedTokenCache({str(self.directory)!r})"
 
-    # ----- public API used by auth.ClientCredentialsToken ---------------------------------------
+    # ----- public API used by auth.TokenProvider ---------------------------------------------------
     def load(self, credentials: ClientCredentials) -> AccessToken | None:
         """The cached token for ``credentials`` while it is fresh, else None."""
         if not self._ready():
