@@ -138,6 +138,13 @@ def add_chunk(request: ApiRequest, body: bytearray, chunk: bytes, limit: int) ->
         )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The last step of :meth:`Transport.steps`: the parsed JSON of a successful answer."""
+
+    value: Any
+
+
 class Transport:
     """What both clients share: settings, token, 429 gate, the httpx pool and the retry loop."""
 
@@ -170,9 +177,9 @@ class Transport:
         action = f"token request for client id {creds.client_id!r}"
         return self.send(ApiRequest("POST", creds.token_url, action, form=creds.form(), authenticated=False))
 
-    def steps(self, request: ApiRequest) -> Generator[float | TokenProvider | httpx.Request, Any, Any]:
-        """The retry loop. Yields seconds to sleep, a token provider (send back the header) or the request
-        to send (send back its :class:`Outcome`); returns the parsed answer or raises the error."""
+    def steps(self, request: ApiRequest) -> Generator[float | TokenProvider | httpx.Request | Answer, Any, None]:
+        """The retry loop. Yields seconds to sleep, a token provider (send back the header), the request to
+        send (send back its :class:`Outcome`), and at last the :class:`Answer`; or raises the error."""
         body = None  # encoded once, and refused before sending when over max_request_bytes
         if request.json_body is not None:
             body = encode_json(request.json_body, limit=self.settings.max_request_bytes, what=request.action)
@@ -193,10 +200,12 @@ class Transport:
             decision = decide(request, outcome, attempts, can_refresh=can_refresh, hints=self.hints)
             if decision.kind == "return":
                 try:
-                    return json.loads(outcome.body) if outcome.body.strip() else None
+                    value = json.loads(outcome.body) if outcome.body.strip() else None
                 except ValueError:
                     got = f"HTTP {outcome.status} answer is not JSON: {vendor_message(outcome.body)}"
                     raise errors.PrefsError(f"{request.action}: {got}") from None
+                yield Answer(value)
+                return
             if decision.error is not None:
                 raise decision.error
             if decision.kind == "refresh" and auth is not None:
@@ -225,17 +234,14 @@ class ApiClient(Transport):
     def send(self, request: ApiRequest) -> Any:
         """Send with retries; return the parsed JSON answer or raise a :class:`PrefsError`."""
         steps, reply = self.steps(request), cast(Any, None)  # the header or Outcome the last step asked for
-        while True:
-            try:
-                step = steps.send(reply)
-            except StopIteration as done:
-                return done.value
+        while not isinstance(step := steps.send(reply), Answer):
             if isinstance(step, TokenProvider):
                 reply = step.authorization(self.fetch_token)
             elif isinstance(step, httpx.Request):
                 reply = self._attempt(request, step)
             else:
                 time.sleep(step)
+        return step.value
 
     def _attempt(self, request: ApiRequest, http: httpx.Request) -> Outcome:
         # .netrc only where we send no token: it must never replace the bearer with Basic auth.
@@ -263,17 +269,14 @@ class AsyncApiClient(Transport):
     async def send(self, request: ApiRequest) -> Any:
         """Send with the same retry loop as the sync client."""
         steps, reply = self.steps(request), cast(Any, None)  # the header or Outcome the last step asked for
-        while True:
-            try:
-                step = steps.send(reply)
-            except StopIteration as done:
-                return done.value
+        while not isinstance(step := steps.send(reply), Answer):
             if isinstance(step, TokenProvider):
                 reply = await step.aauthorization(self.fetch_token)
             elif isinstance(step, httpx.Request):
                 reply = await self._attempt(request, step)
             else:
                 await asyncio.sleep(step)
+        return step.value
 
     async def _attempt(self, request: ApiRequest, http: httpx.Request) -> Outcome:
         netrc = None if "Authorization" in http.headers else self.netrc
