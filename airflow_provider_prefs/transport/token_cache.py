@@ -111,12 +111,8 @@ class SharedTokenCache:
         """Save ``token`` atomically (temp file 0600 in the same directory, then ``os.replace``)."""
         if not self._ready():
             return
-        payload = json.dumps(
-            {
-                "access_token": token.value.get_secret_value(),
-                "renew_at": time.time() + token.renew_at - time.monotonic(),
-            }
-        ).encode()
+        renew_at = time.time() + token.renew_at - time.monotonic()  # wall clock: the file may outlive a reboot
+        payload = json.dumps({"access_token": token.value.get_secret_value(), "renew_at": renew_at}).encode()
         blob = _fernet(credentials).encrypt(payload)
         try:
             fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # mkstemp creates 0600
