@@ -96,9 +96,6 @@ class TokenProvider:
         self._lock = threading.Lock()
         self._async_locks: MutableMapping[Any, asyncio.Lock] = weakref.WeakKeyDictionary()  # per event loop
 
-    def __repr__(self) -> str:
-        return "TokenProvider(***)"
-
     def authorization(self, fetch: Callable[[ClientCredentials], Any]) -> str:
         """The header value, fetching a token with ``fetch`` when none is at hand."""
         header = self.at_hand()

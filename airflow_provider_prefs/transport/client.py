@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -28,8 +29,6 @@ from airflow_provider_prefs.transport.retry import Attempts, BackoffGate, parse_
 from airflow_provider_prefs.transport.settings import TransportSettings
 
 log = logging.getLogger(__name__)
-
-RESENDABLE_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def decide(
             retry_after=retry_after,
             hint=hints.get(status),
         )
-        retry = status == 429 or (status in RESENDABLE_STATUSES and request.resends_safely)
+        retry = status == 429 or (status in (502, 503, 504) and request.resends_safely)
         what = f"HTTP {status} ({error.vendor_message})"
     if retry:
         delay = attempts.next_delay(retry_after)
@@ -113,16 +112,15 @@ def decide(
 
 def failure_outcome(exc: httpx.HTTPError, request: ApiRequest) -> Outcome:
     """The outcome of an attempt that got no answer (sync and async httpx raise the same classes)."""
-    chain: list[BaseException] = [exc]
-    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
-        chain.append(cause)
-    for cause in chain:
-        if isinstance(cause, ssl.SSLCertVerificationError):  # no retry can cure that: raise at once
-            raise errors.UntrustedCertificateError(
-                f"{request.action} failed: the TLS certificate of {urlsplit(redact_url(request.url)).netloc} is "
-                f"not trusted ({cause.verify_message}); if the service uses a private CA, put its PEM file in the "
-                "connection extra 'ca_bundle'"
-            ) from None
+    cause: BaseException | None = exc  # httpx wraps httpcore, which wraps the ssl error
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):  # no retry can cure that: raise at once
+        raise errors.UntrustedCertificateError(
+            f"{request.action} failed: the TLS certificate of {urlsplit(redact_url(request.url)).netloc} is "
+            f"not trusted ({cause.verify_message}); if the service uses a private CA, put its PEM file in the "
+            "connection extra 'ca_bundle'"
+        ) from None
     # Not sent: no connection, or none free in the pool. httpx's messages never show URL or headers (no secrets).
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     return Outcome(failure=f"{type(exc).__name__}: {exc}"[:200], request_sent=sent)
@@ -136,6 +134,12 @@ def add_chunk(request: ApiRequest, body: bytearray, chunk: bytes, limit: int) ->
             f"{request.action}: answer larger than max_response_bytes={limit}; raise the limit in the "
             "connection extras if this is expected"
         )
+
+
+@functools.lru_cache(maxsize=16)
+def tls_context(verify: bool | str, changed: int) -> ssl.SSLContext:
+    """One TLS context per setting (and CA bundle mtime, ``changed``) per process: loading CAs costs ~20 ms."""
+    return httpx.create_ssl_context(ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify)
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ class Transport:
         self.http = self.pool(
             headers={"User-Agent": "airflow-provider-prefs", **(headers or {})},
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,  # a private CA
+            verify=tls_context(verify, os.stat(verify).st_mtime_ns if isinstance(verify, str) else 0),
             limits=httpx.Limits(max_connections=settings.pool_size, max_keepalive_connections=settings.pool_size),
         )
 

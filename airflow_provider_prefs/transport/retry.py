@@ -20,10 +20,7 @@ class Attempts:
         self.waited = 0.0
 
     def next_delay(self, retry_after: float | None) -> float | None:
-        """Seconds to wait before the next try, or None when a budget is spent.
-
-        The server's ``Retry-After`` wins; else exponential backoff with full jitter.
-        """
+        """Seconds before the next try (``Retry-After``, else jittered exponential backoff), None once over budget."""
         settings = self.settings
         if self.count >= settings.max_attempts or (retry_after or 0) > settings.max_retry_after:
             return None
