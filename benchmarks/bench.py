@@ -16,7 +16,8 @@ Rules every row follows:
     python benchmarks/bench.py [--rounds 5] [--patches 400] [--bulk 2000] [--bulk-memory 50000]
 
 Smoke test (seconds, figures meaningless): ``--rounds 2 --patches 50 --bulk 200 --bulk-memory 500
---tasks 20 --hooks 200 --waits 50 --wan-items 32``.
+--tasks 20 --hooks 200 --waits 50 --wan-items 32``. Only the HTTP and HTTPS rows of the hook against a raw
+keep-alive ``requests.Session`` (about a minute): ``--hook-vs-raw-only``.
 """
 
 from __future__ import annotations
