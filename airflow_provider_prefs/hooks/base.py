@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -207,6 +208,9 @@ def parse_transport(extras: ConnectionExtras, overrides: Mapping[str, Any] | Non
     return parse_model(TransportSettings, data, what, names=names)
 
 
+_CLIENT_LOCK = threading.Lock()
+
+
 class PrefsApiHook(BaseHook):
     """Base of both service hooks: connection parsing, secret masking, one client, exactly-once patches.
 
@@ -250,7 +254,13 @@ class PrefsApiHook(BaseHook):
         """The one client (and ``httpx.Client`` connection pool) every call of this hook goes through."""
         from airflow_provider_prefs.transport.client import ApiClient
 
-        return ApiClient(self.transport, self.base_headers(), self.token_provider(), self.status_hints())
+        parts = (self.transport, self.base_headers(), self.token_provider(), self.status_hints())
+        # Bulk threads may all ask first, and cached_property has no lock since Python 3.12: two clients
+        # would mean two 429 gates.
+        with _CLIENT_LOCK:
+            if "client" not in self.__dict__:
+                self.__dict__["client"] = ApiClient(*parts)
+            return self.__dict__["client"]
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every call of this service (besides ``Authorization``)."""
