@@ -139,7 +139,8 @@ def add_chunk(request: ApiRequest, body: bytearray, chunk: bytes, limit: int) ->
 @functools.lru_cache(maxsize=16)
 def tls_context(verify: bool | str, changed: int) -> ssl.SSLContext:
     """One TLS context per setting (and CA bundle mtime, ``changed``) per process: loading CAs costs ~20 ms."""
-    return httpx.create_ssl_context(ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify)
+    context = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+    return httpx.create_ssl_context(verify=context)  # True: certifi, or SSL_CERT_FILE / SSL_CERT_DIR
 
 
 @dataclass(frozen=True)
