@@ -16,7 +16,8 @@ Rules every row follows:
     python benchmarks/bench.py [--rounds 5] [--patches 400] [--bulk 2000] [--bulk-memory 50000]
 
 Smoke test (seconds, figures meaningless): ``--rounds 2 --patches 50 --bulk 200 --bulk-memory 500
---tasks 20 --hooks 200 --waits 50 --wan-items 32``.
+--tasks 20 --hooks 200 --waits 50 --wan-items 32``. Only the HTTP and HTTPS rows of the hook against a raw
+keep-alive ``requests.Session`` (about a minute): ``--hook-vs-raw-only``.
 """
 
 from __future__ import annotations
@@ -241,7 +242,9 @@ class OfferClients:
         self.path = self.url.split("/data/core/dps", 1)[1] + "?offer-type=fallback"
         self.raw = requests.Session()
         self.http_hook = HttpHook(method="PATCH", http_conn_id="bench_http")
-        self.form = self.hook.token_provider().credentials.form()  # type: ignore[attr-defined]
+        credentials = self.hook.token_provider().credentials
+        assert credentials is not None
+        self.form = credentials.form()
 
     def raw_patch(self, i: int) -> None:
         """Raw keep-alive ``requests.Session``, the floor of any client over requests."""
@@ -303,6 +306,8 @@ def bench_offer_rows(endpoint: Endpoint, label: str, args: argparse.Namespace) -
     n, rounds = args.patches, args.rounds
     result = interleaved(rounds, loop(n, clients.hook_patch), loop(n, clients.raw_patch))
     ratio_row(f"{label}: hook PATCH vs raw keep-alive requests.Session", "PATCH/s", result, 0.95, rounds)
+    if args.hook_vs_raw_only:
+        return clients
     result = interleaved(rounds, loop(n, clients.hook_patch), loop(n, clients.http_hook_patch))
     ratio_row(f"{label}: hook PATCH vs reused HttpHook", "PATCH/s", result, None, rounds)
     tasks = max(1, n // 4)
@@ -689,6 +694,23 @@ def start_sandbox(work: Path, name: str, seed: Path, args: argparse.Namespace, p
     return sandbox
 
 
+def bench_other_http_rows(sandbox: Any, clients: OfferClients, args: argparse.Namespace, pinning: Any) -> None:
+    """Every HTTP row after the offer rows: ceiling, bulk, tokens, hooks, memory, waits, WAN."""
+    bench_ceiling(clients, "HTTP", args, pinning)
+    bench_bulk_rows(sandbox, args, pinned=bool(pinning))
+    bench_task_tokens(sandbox, args)
+    bench_many_hooks(args)
+    bench_bulk_memory(args)
+    bench_deferrable_waits(sandbox, args)
+    proxy = WanProxy(sandbox, args.rtt_ms)
+    try:
+        if pinning:
+            pin(proxy.process.pid, pinning[1])
+        bench_wan(proxy, args)
+    finally:
+        proxy.stop()
+
+
 def parse_args() -> argparse.Namespace:
     """Command-line options (defaults: a full run of about five minutes on a quiet 2-core machine)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -703,6 +725,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rtt-ms", type=float, default=10.0, help="round-trip time of the simulated WAN link")
     parser.add_argument("--wan-items", type=int, default=160, help="PATCHes per contender per round over that link")
     parser.add_argument("--pending-delay", type=float, default=3.0)
+    parser.add_argument(
+        "--hook-vs-raw-only", action="store_true", help="only the HTTP and HTTPS hook vs raw requests.Session rows"
+    )
     return parser.parse_args()
 
 
@@ -728,19 +753,8 @@ def main() -> int:
         point_airflow_at(sandbox)
         print("HTTP rows", flush=True)
         clients = bench_offer_rows(sandbox, "HTTP", args)
-        bench_ceiling(clients, "HTTP", args, pinning)
-        bench_bulk_rows(sandbox, args, pinned=bool(pinning))
-        bench_task_tokens(sandbox, args)
-        bench_many_hooks(args)
-        bench_bulk_memory(args)
-        bench_deferrable_waits(sandbox, args)
-        proxy = WanProxy(sandbox, args.rtt_ms)
-        try:
-            if pinning:
-                pin(proxy.process.pid, pinning[1])
-            bench_wan(proxy, args)
-        finally:
-            proxy.stop()
+        if not args.hook_vs_raw_only:
+            bench_other_http_rows(sandbox, clients, args, pinning)
     finally:
         sandbox.stop()
     tls_sandbox = start_sandbox(work, "https", seed, args, pinning, tls=self_signed_cert(work / "tls"))
@@ -750,7 +764,8 @@ def main() -> int:
         bench_offer_rows(tls_sandbox, "HTTPS", args)
     finally:
         tls_sandbox.stop()
-    bench_imports()
+    if not args.hook_vs_raw_only:
+        bench_imports()
 
     print(
         f"\nairflow-provider-prefs benchmarks, {started}, {platform.platform()}, {os.cpu_count()} cores, "

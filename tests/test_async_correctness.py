@@ -54,7 +54,7 @@ def test_trigger_honours_the_task_transport_overrides(connections: Any) -> None:
         payload = await trigger.wait()
         client = MyPreferencesAsyncHook.shared("mypreferences_default", transport)._client
         assert client is not None
-        return payload, client.settings.read_timeout
+        return payload, client.settings.timeout
 
     event, read_timeout = asyncio.run(wait_and_inspect())
     assert read_timeout == 0.3

@@ -1,7 +1,8 @@
-"""The sync client still honours proxy variables, NO_PROXY and ~/.netrc, but reads them once per origin."""
+"""Both clients honour proxy variables, NO_PROXY and ~/.netrc, and read them once per client, not per request."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_prefs.transport.auth import StaticToken
-from airflow_provider_prefs.transport.client import ApiClient, ApiRequest, ClientSettings
+from airflow_provider_prefs.transport.auth import TokenProvider
+from airflow_provider_prefs.transport.client import ApiClient, ApiRequest, AsyncApiClient
+from airflow_provider_prefs.transport.settings import TransportSettings
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -63,27 +65,52 @@ def servers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[R
     target.close()
 
 
+SETTINGS = TransportSettings(connect_timeout=5, timeout=10)
+
+
 def client(auth: Any = None) -> ApiClient:
-    return ApiClient(ClientSettings(base_headers={}, connect_timeout=5, read_timeout=10), auth)
+    return ApiClient(SETTINGS, {}, auth)
+
+
+def send_async(request: ApiRequest, auth: Any = None) -> Any:
+    async def once() -> Any:
+        api = AsyncApiClient(SETTINGS, {}, auth)
+        try:
+            return await api.send(request)
+        finally:
+            await api.aclose()
+
+    return asyncio.run(once())
+
+
+#: One request through a new sync client, or through a new async client: both must read the environment alike.
+SENDERS: dict[str, Callable[..., Any]] = {
+    "sync": lambda request, auth=None: client(auth).send(request),
+    "async": send_async,
+}
 
 
 def get(url: str) -> ApiRequest:
     return ApiRequest("GET", url, action="GET thing", authenticated=True)
 
 
-def test_proxy_from_environment_is_used(servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("side", SENDERS)
+def test_proxy_from_environment_is_used(
+    servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch, side: str
+) -> None:
     proxy, _ = servers
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     # A name that only the proxy can answer for: nothing is resolved or contacted besides the proxy.
-    assert client().send(get("http://api.example.test/thing")) == {"answered_by": "proxy"}
+    assert SENDERS[side](get("http://api.example.test/thing")) == {"answered_by": "proxy"}
     assert [path for path, _ in proxy.seen] == ["http://api.example.test/thing"]
 
 
-def test_no_proxy_goes_direct(servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("side", SENDERS)
+def test_no_proxy_goes_direct(servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch, side: str) -> None:
     proxy, target = servers
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert client().send(get(f"{target.url}/thing")) == {"answered_by": "target"}
+    assert SENDERS[side](get(f"{target.url}/thing")) == {"answered_by": "target"}
     assert proxy.seen == [] and [path for path, _ in target.seen] == ["/thing"]
 
 
@@ -93,20 +120,22 @@ def write_netrc(home: Path) -> None:
     netrc.chmod(0o600)
 
 
+@pytest.mark.parametrize("side", SENDERS)
 def test_netrc_credentials_apply_to_unauthenticated_requests(
-    servers: tuple[Recorder, Recorder], tmp_path: Path
+    servers: tuple[Recorder, Recorder], tmp_path: Path, side: str
 ) -> None:
     _, target = servers
     write_netrc(tmp_path)
-    client().send(get(f"{target.url}/thing"))
+    SENDERS[side](get(f"{target.url}/thing"))
     expected = "Basic " + base64.b64encode(b"netrc-user:netrc-pass").decode()
     assert target.seen[0][1].get("Authorization") == expected
 
 
-def test_netrc_never_replaces_the_bearer_token(servers: tuple[Recorder, Recorder], tmp_path: Path) -> None:
+@pytest.mark.parametrize("side", SENDERS)
+def test_netrc_never_replaces_the_bearer_token(servers: tuple[Recorder, Recorder], tmp_path: Path, side: str) -> None:
     _, target = servers
     write_netrc(tmp_path)
-    client(StaticToken("the-bearer")).send(get(f"{target.url}/thing"))
+    SENDERS[side](get(f"{target.url}/thing"), TokenProvider(token="the-bearer"))
     assert target.seen[0][1].get("Authorization") == "Bearer the-bearer"
 
 
@@ -122,17 +151,21 @@ def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[in
     return calls
 
 
-def test_environment_is_read_once_per_origin(
-    servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch
+def test_environment_is_read_once_per_client(
+    servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import requests.sessions
+    import netrc
+
+    import httpx._client
 
     proxy, target = servers
-    proxy_lookups = counting(monkeypatch, requests.sessions, "get_environ_proxies")
-    netrc_lookups = counting(monkeypatch, requests.sessions, "get_netrc_auth")
+    write_netrc(tmp_path)
+    proxy_lookups = counting(monkeypatch, httpx._client, "get_environment_proxies")
+    netrc_reads = counting(monkeypatch, netrc, "netrc")
     api = client()
     for _ in range(20):
         api.send(get(f"{target.url}/thing"))
     api.send(get(f"{proxy.url}/other-origin"))
-    assert len(target.seen) == 20
-    assert len(proxy_lookups) == 2 and len(netrc_lookups) == 2  # one per origin, not one per request
+    assert len(target.seen) == 20 and len(proxy.seen) == 1
+    assert all(headers.get("Authorization", "").startswith("Basic ") for _, headers in target.seen)  # .netrc applied
+    assert len(proxy_lookups) == 1 and len(netrc_reads) == 1  # when the client was made, not per request

@@ -14,12 +14,13 @@ from airflow_provider_prefs.errors import (
     RateLimitedError,
     vendor_message,
 )
-from airflow_provider_prefs.transport.client import ApiRequest, Attempts, Outcome, decide
-from airflow_provider_prefs.transport.retry import BackoffGate, RetryPolicy, parse_retry_after
+from airflow_provider_prefs.transport.client import ApiRequest, Outcome, decide
+from airflow_provider_prefs.transport.retry import Attempts, BackoffGate, parse_retry_after
+from airflow_provider_prefs.transport.settings import TransportSettings
 
 GET = ApiRequest("GET", "https://x/offers/1", action="GET offer '1'")
 PATCH = ApiRequest("PATCH", "https://x/offers/1", action="PATCH offer '1'", resends_safely=False)
-POLICY = RetryPolicy(max_attempts=3, backoff_base=0.1, backoff_max=1, max_total_seconds=10)
+POLICY = TransportSettings(max_attempts=3, backoff_base=0.1, backoff_max=1, max_total_seconds=10)
 
 
 def attempts(count: int = 1) -> Attempts:
@@ -95,7 +96,7 @@ def test_retry_after_longer_than_allowed_is_not_waited_for() -> None:
 
 
 def test_total_wait_is_bounded() -> None:
-    policy = RetryPolicy(max_attempts=10, max_total_seconds=3)
+    policy = TransportSettings(max_attempts=10, max_total_seconds=3)
     a = Attempts(policy)
     a.count = 1
     assert a.next_delay(2.0) == 2.0
@@ -103,9 +104,13 @@ def test_total_wait_is_bounded() -> None:
 
 
 def test_backoff_grows_exponentially_with_jitter() -> None:
-    policy = RetryPolicy(backoff_base=1, backoff_max=100)
+    settings = TransportSettings(backoff_base=1, backoff_max=100, max_total_seconds=1000, max_attempts=20)
     for attempt in range(1, 6):
-        delays = [policy.backoff(attempt) for _ in range(200)]
+        delays = []
+        for _ in range(200):
+            budget = Attempts(settings)
+            budget.count = attempt
+            delays.append(budget.next_delay(None) or 0.0)
         assert max(delays) <= 2 ** (attempt - 1)
         assert len(set(delays)) > 100  # jittered
 
@@ -117,10 +122,9 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after("soon") is None
 
 
-def test_backoff_gate_holds_all_callers() -> None:
+def test_backoff_gate_pause_extends_never_shortens() -> None:
     gate = BackoffGate()
-    gate.pause(0.2)
+    assert gate.remaining() == 0
+    gate.pause(5)
     gate.pause(0.05)  # never shortens
-    start = time.monotonic()
-    gate.wait()
-    assert 0.15 <= time.monotonic() - start < 1
+    assert 4 <= gate.remaining() <= 5  # both clients wait while it is above 0 (test_transport_parity)

@@ -132,11 +132,12 @@ def test_fixed_connection_is_used_without_restarting_the_triggerer(
     async def one_triggerer_loop() -> tuple[dict[str, Any], dict[str, Any], bool]:
         refused_hook = mypreferences.MyPreferencesAsyncHook.shared("mp_rotated")
         refused = await trigger().wait()
+        refused_client = refused_hook._client
         # Someone puts the right token in the connection; the task retries, the triggerer keeps running.
         set_connection(monkeypatch, "mp_rotated", connections.url, base="mypreferences_default")
         accepted = await trigger().wait()
         await asyncio.sleep(0.2)
-        return refused, accepted, refused_hook._client is not None and refused_hook._client._client is None
+        return refused, accepted, refused_client is not None and refused_client.http.is_closed
 
     refused, accepted, old_client_closed = asyncio.run(one_triggerer_loop())
     assert refused["status"] == "error" and "401" in refused["message"]

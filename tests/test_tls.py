@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +91,33 @@ def test_turning_verification_off_works_but_warns(
     caplog.set_level(logging.WARNING, logger="airflow_provider_prefs")
     assert MyPreferencesHook(conn_id).get_profile("ada@example.com", "Email")["UpdateStatus"] == "Complete"
     assert any("verification is OFF" in r.getMessage() for r in caplog.records)
+
+
+def test_hooks_share_one_tls_context_per_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a CA store costs ~20 ms: a new client (one per task) reuses the process's; a replaced bundle does not."""
+    import os
+
+    import httpx
+
+    from airflow_provider_prefs.sandbox.tls import self_signed_cert
+    from airflow_provider_prefs.transport import client
+    from airflow_provider_prefs.transport.settings import TransportSettings
+
+    made: list[object] = []
+    original = httpx.create_ssl_context
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counted)
+    client.tls_context.cache_clear()
+    cert, _ = self_signed_cert(tmp_path)
+    for _ in range(3):
+        client.ApiClient(TransportSettings()).close()
+        client.ApiClient(TransportSettings(ca_bundle=cert)).close()
+    assert len(made) == 2  # the system store once, the private CA once
+    stat = os.stat(cert)
+    os.utime(cert, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the bundle file was replaced
+    client.ApiClient(TransportSettings(ca_bundle=cert)).close()
+    assert len(made) == 3

@@ -15,7 +15,7 @@ from conftest import FAST_TRANSPORT, journal
 
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.sandbox.connections import ADOBE_CLIENT_SECRET, MP_OAUTH_CLIENT_SECRET, airflow_conn_env
-from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken, parse_token_answer
+from airflow_provider_prefs.transport.auth import ClientCredentials, TokenProvider, parse_token_answer
 from airflow_provider_prefs.transport.token_cache import SharedTokenCache, entry_name
 
 #: What one task process does: build a fresh hook, make one call, exit.
@@ -124,7 +124,7 @@ def test_a_rotated_secret_is_another_entry_and_cannot_read_the_old_one(tmp_path:
 
 def test_a_401_keeps_a_token_another_process_already_replaced(tmp_path: Path) -> None:
     cache = SharedTokenCache(tmp_path / "tokens")
-    provider = ClientCredentialsToken(credentials(), shared=cache)
+    provider = TokenProvider(credentials(), shared=cache)
     answers = iter([{"access_token": "old", "expires_in": 3600}])
     provider.authorization(lambda _: next(answers))
     cache.store(credentials(), parse_token_answer({"access_token": "new", "expires_in": 3600}))
@@ -145,7 +145,7 @@ def test_a_corrupt_entry_means_a_fetch_not_a_failure(tmp_path: Path) -> None:
     cache = SharedTokenCache(tmp_path / "tokens")
     cache.store(credentials(), parse_token_answer({"access_token": "t", "expires_in": 60}))
     (tmp_path / "tokens" / entry_name(credentials())).write_bytes(b"garbage")
-    provider = ClientCredentialsToken(credentials(), shared=cache)
+    provider = TokenProvider(credentials(), shared=cache)
     assert provider.authorization(lambda _: {"access_token": "fetched", "expires_in": 60}) == "Bearer fetched"
     repaired = cache.load(credentials())
     assert repaired is not None and repaired.value.get_secret_value() == "fetched"
@@ -161,11 +161,11 @@ def test_the_triggerer_path_reads_and_fills_the_same_cache(tmp_path: Path) -> No
         fetched.append("token")
         return {"access_token": "from-async", "expires_in": 3600}
 
-    first = ClientCredentialsToken(credentials(), shared=cache)
+    first = TokenProvider(credentials(), shared=cache)
     assert asyncio.run(first.aauthorization(fetch)) == "Bearer from-async"
     # A worker task (sync) and another trigger (async) both find it without a request.
-    assert ClientCredentialsToken(credentials(), shared=cache).authorization(lambda _: {}) == "Bearer from-async"
-    assert asyncio.run(ClientCredentialsToken(credentials(), shared=cache).aauthorization(fetch)) == "Bearer from-async"
+    assert TokenProvider(credentials(), shared=cache).authorization(lambda _: {}) == "Bearer from-async"
+    assert asyncio.run(TokenProvider(credentials(), shared=cache).aauthorization(fetch)) == "Bearer from-async"
     assert fetched == ["token"]
 
 
@@ -184,7 +184,7 @@ def test_tasks_starting_together_make_one_token_request(tmp_path: Path) -> None:
     results: list[str] = []
     threads = [
         threading.Thread(
-            target=lambda: results.append(ClientCredentialsToken(credentials(), shared=cache).authorization(slow_fetch))
+            target=lambda: results.append(TokenProvider(credentials(), shared=cache).authorization(slow_fetch))
         )
         for _ in range(6)
     ]

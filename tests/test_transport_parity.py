@@ -3,8 +3,8 @@
 Each scenario sets sandbox faults, sends one request through the client a real hook builds (the sync
 ``MyPreferencesHook.client`` or the client the trigger's ``MyPreferencesAsyncHook`` builds), and checks the
 requests the server saw and how the call ended against the *same* expectation for both clients: the two
-may differ in I/O library, never in the rules (429 and Retry-After, the retry budget, 401 refresh once,
-``transport=`` overrides, a 5xx on a patch is an unknown outcome).
+differ only in how they wait (blocking or async), never in the rules (429 and Retry-After, the retry budget,
+401 refresh once, ``transport=`` overrides, a 5xx on a patch is an unknown outcome).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -207,15 +208,18 @@ def parse_transport(extras: ConnectionExtras, overrides: Mapping[str, Any] | Non
 def client_credentials_token(
     token_url: str, client_id: str, client_secret: SecretStr, scope: str | None, *, share: bool
 ) -> TokenProvider:
-    """An OAuth client-credentials token, cached until shortly before expiry.
-
-    ``share`` puts it in the worker-wide :mod:`~airflow_provider_prefs.transport.token_cache`.
+    """The process's OAuth client-credentials token provider for these credentials (cached until shortly
+    before expiry); ``share`` also puts the token in the worker-wide
+    :mod:`~airflow_provider_prefs.transport.token_cache`.
     """
-    from airflow_provider_prefs.transport.auth import ClientCredentials, ClientCredentialsToken
+    from airflow_provider_prefs.transport.auth import ClientCredentials, shared_token_provider
     from airflow_provider_prefs.transport.token_cache import shared_cache
 
     credentials = ClientCredentials(token_url=token_url, client_id=client_id, client_secret=client_secret, scope=scope)
-    return ClientCredentialsToken(credentials, shared=shared_cache(share))
+    return shared_token_provider(credentials, shared_cache(share))
+
+
+_CLIENT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -291,12 +295,16 @@ class PrefsApiHook(BaseHook):
 
     @cached_property
     def client(self) -> ApiClient:
-        """The one client (and ``requests.Session``) every call of this hook goes through."""
-        from airflow_provider_prefs.transport.auth import shared_token_provider
+        """The one client (and ``httpx.Client`` connection pool) every call of this hook goes through."""
         from airflow_provider_prefs.transport.client import ApiClient
 
-        settings = self.transport.client_settings(self.base_headers(), self.status_hints())
-        return ApiClient(settings, shared_token_provider(self.token_provider()))
+        parts = (self.transport, self.base_headers(), self.token_provider(), self.status_hints())
+        # Bulk threads may all ask first, and cached_property has no lock since Python 3.12: two clients
+        # would mean two 429 gates.
+        with _CLIENT_LOCK:
+            if "client" not in self.__dict__:
+                self.__dict__["client"] = ApiClient(*parts)
+            return self.__dict__["client"]
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every call of this service (besides ``Authorization``)."""
@@ -311,9 +319,10 @@ class PrefsApiHook(BaseHook):
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release pooled connections."""
-        if "client" in self.__dict__:
-            self.client.close()
+        """Release pooled connections (a later call opens new ones)."""
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
 
     def send(self, request: ApiRequest) -> Any:
         """Send one request through the shared client (retries included); returns the answer's JSON."""

@@ -37,7 +37,7 @@ from airflow_provider_prefs.provider_info import (
     MYPREFERENCES_PRODUCTION_URL,
     MYPREFERENCES_STAGING_URL,
 )
-from airflow_provider_prefs.transport.auth import StaticToken, TokenProvider
+from airflow_provider_prefs.transport.auth import TokenProvider
 from airflow_provider_prefs.transport.client import ApiRequest, AsyncApiClient
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class MyPreferencesSettings(BaseModel):
                 self.oauth_endpoint, self.oauth_client_id, self.oauth_client_secret, self.oauth_scope, share=share
             )
         assert self.token is not None
-        return StaticToken(self.token.get_secret_value())
+        return TokenProvider(token=self.token.get_secret_value())
 
     def status_hints(self, conn_id: str) -> dict[int, str]:
         """What to check in the Airflow connection when the service refuses a call."""
@@ -411,11 +411,12 @@ class MyPreferencesAsyncHook:
             transport = parse_transport(
                 ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson), self.transport_overrides
             )
-            self._settings = settings
-            self._client = AsyncApiClient(
-                transport.client_settings({"Accept": "application/json"}, settings.status_hints(self.conn_id)),
-                settings.token_provider(share=transport.share_across_tasks),
+            auth = settings.token_provider(share=transport.share_across_tasks)
+            # Off the event loop: making the client reads CA certificates, proxy variables and .netrc.
+            self._client = await asyncio.to_thread(
+                AsyncApiClient, transport, {"Accept": "application/json"}, auth, settings.status_hints(self.conn_id)
             )
+            self._settings = settings
             return settings, self._client
 
     async def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
@@ -425,5 +426,6 @@ class MyPreferencesAsyncHook:
 
     async def aclose(self) -> None:
         """Close pooled connections."""
-        if self._client is not None:
-            await self._client.aclose()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

@@ -1,7 +1,8 @@
-"""The HTTP layer under both hooks: the client (sync and async), the retry policy, bearer tokens.
+"""The HTTP layer under both hooks, on httpx: ``httpx.Client`` for hooks, ``httpx.AsyncClient`` for triggers.
 
-Modules: ``client`` (sessions, send loop, error mapping), ``retry`` (the one retry policy and the 429
-gate), ``auth`` (static tokens and OAuth client credentials), ``token_cache`` (tokens shared by the
-task processes of a worker). Import the module you need; this package imports nothing, so DAG files
-that import operators stay light.
+Modules: ``client`` (the retry rules, one retry loop without I/O, the sync and async clients that drive
+it), ``retry`` (attempt and wait budgets, backoff, the 429 gate), ``auth`` (static tokens and OAuth client
+credentials), ``token_cache`` (tokens shared by the task processes of a worker), ``settings`` (the
+transport extras of both connection types). Import the module you need; this package imports nothing, so
+DAG files that import operators stay light.
 """

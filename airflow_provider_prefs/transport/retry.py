@@ -1,66 +1,51 @@
-"""The one retry policy both services use, and the gate that makes a whole batch back off together."""
+"""Retry maths over :class:`TransportSettings` (attempt and wait budgets, backoff, ``Retry-After``); the 429 gate."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
 from email.utils import parsedate_to_datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from airflow_provider_prefs.transport.settings import TransportSettings
 
 
-class RetryPolicy(BaseModel):
-    """Bounded retries with exponential backoff and full jitter, honouring ``Retry-After``.
+class Attempts:
+    """Counts the tries of one request against the attempt and total-wait budgets of ``settings``."""
 
-    ``max_attempts`` counts every try of one request (1 = no retry); ``max_total_seconds`` caps the
-    time spent waiting between tries, so a 3 a.m. run cannot hang on a throttled service.
-    """
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+        self.count = 0
+        self.waited = 0.0
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_attempts: int = Field(default=5, ge=1, le=20)
-    backoff_base: float = Field(default=0.5, ge=0)
-    backoff_max: float = Field(default=30.0, ge=0)
-    max_total_seconds: float = Field(default=120.0, ge=0)
-    #: A ``Retry-After`` longer than this is not waited for: the error surfaces instead.
-    max_retry_after: float = Field(default=60.0, ge=0)
-
-    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Delay before try ``attempt + 1``: full jitter over an exponentially growing cap."""
-        cap = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        return (rng or random).uniform(0, cap)
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """The server's ``Retry-After`` wins over our own backoff when it is given."""
-        if retry_after is not None:
-            return retry_after
-        return self.backoff(attempt)
+    def next_delay(self, retry_after: float | None) -> float | None:
+        """Seconds before the next try (``Retry-After``, else jittered exponential backoff), None once over budget."""
+        settings = self.settings
+        if self.count >= settings.max_attempts or (retry_after or 0) > settings.max_retry_after:
+            return None
+        if retry_after is None:
+            retry_after = random.uniform(0, min(settings.backoff_max, settings.backoff_base * 2 ** (self.count - 1)))
+        if self.waited + retry_after > settings.max_total_seconds:
+            return None
+        self.waited += retry_after
+        return retry_after
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (None if neither)."""
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, float(value or ""))
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, parsedate_to_datetime(value or "").timestamp() - time.time())
+    return None
 
 
 class BackoffGate:
-    """A pause shared by every thread using one hook.
+    """A pause shared by every request of one client (threads or coroutines).
 
     When one request is throttled (429), all requests of the batch wait out the same
-    ``Retry-After`` instead of each worker hammering the service on its own schedule.
+    ``Retry-After`` instead of each hammering the service on its own schedule.
     """
 
     def __init__(self) -> None:
@@ -68,15 +53,10 @@ class BackoffGate:
         self._resume_at = 0.0
 
     def pause(self, seconds: float) -> None:
-        """Hold every caller of :meth:`wait` for ``seconds`` from now (extends, never shortens)."""
+        """Hold every request for ``seconds`` from now (extends, never shortens)."""
         with self._lock:
             self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
     def remaining(self) -> float:
         """Seconds until the gate opens again (0 when open)."""
         return max(0.0, self._resume_at - time.monotonic())
-
-    def wait(self) -> None:
-        """Block until the gate is open."""
-        while (left := self.remaining()) > 0:
-            time.sleep(left)

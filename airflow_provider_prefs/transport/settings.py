@@ -7,16 +7,11 @@ overrides are validated against it, so none of them can drift from what the clie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES
-
-if TYPE_CHECKING:
-    from airflow_provider_prefs.transport.client import ClientSettings
-    from airflow_provider_prefs.transport.retry import RetryPolicy
 
 
 class TransportSettings(BaseModel):
@@ -104,36 +99,6 @@ class TransportSettings(BaseModel):
         if not self.verify_tls:
             return False
         return self.ca_bundle or True
-
-    def retry_policy(self) -> RetryPolicy:
-        """The retry policy these settings describe."""
-        from airflow_provider_prefs.transport.retry import RetryPolicy
-
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            backoff_base=self.backoff_base,
-            backoff_max=self.backoff_max,
-            max_total_seconds=self.max_total_seconds,
-            max_retry_after=self.max_retry_after,
-        )
-
-    def client_settings(
-        self, base_headers: Mapping[str, str], status_hints: Mapping[int, str] | None = None
-    ) -> ClientSettings:
-        """Settings for :class:`ApiClient` / :class:`AsyncApiClient`."""
-        from airflow_provider_prefs.transport.client import ClientSettings
-
-        return ClientSettings(
-            base_headers=dict(base_headers),
-            policy=self.retry_policy(),
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.timeout,
-            verify=self.verify,
-            max_response_bytes=self.max_response_bytes,
-            max_request_bytes=self.max_request_bytes,
-            pool_size=self.pool_size,
-            status_hints=dict(status_hints or {}),
-        )
 
 
 #: JSON schema keywords copied into a form field (the rest of pydantic's schema means nothing to the form).

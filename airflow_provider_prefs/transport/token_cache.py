@@ -92,7 +92,7 @@ class SharedTokenCache:
     def __repr__(self) -> str:
         return f"SharedTokenCache({str(self.directory)!r})"
 
-    # ----- public API used by auth.ClientCredentialsToken ---------------------------------------
+    # ----- public API used by auth.TokenProvider ---------------------------------------------------
     def load(self, credentials: ClientCredentials) -> AccessToken | None:
         """The cached token for ``credentials`` while it is fresh, else None."""
         if not self._ready():
@@ -111,9 +111,8 @@ class SharedTokenCache:
         """Save ``token`` atomically (temp file 0600 in the same directory, then ``os.replace``)."""
         if not self._ready():
             return
-        payload = json.dumps(
-            {"access_token": token.value.get_secret_value(), "renew_at": time.time() + token.seconds_left()}
-        ).encode()
+        renew_at = time.time() + token.renew_at - time.monotonic()  # wall clock: the file may outlive a reboot
+        payload = json.dumps({"access_token": token.value.get_secret_value(), "renew_at": renew_at}).encode()
         blob = _fernet(credentials).encrypt(payload)
         try:
             fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # mkstemp creates 0600
