@@ -52,8 +52,6 @@ def default_cell(field: dict[str, Any]) -> str:
     default = schema.get("default")
     if default is None:
         return "—"
-    if isinstance(default, float) and default.is_integer():
-        default = int(default)
     return f"`{json.dumps(default)}`"
 
 

@@ -1,8 +1,11 @@
-"""The flow both patch operators share: explicit patch or desired state, dry run, one XCom summary."""
+"""What the operators share: a connection, dry run, transport overrides and the assets they change
+(:class:`ChangeOperatorBase`); and the flow of the two single-resource patch operators: explicit patch or
+desired state, at most once per task instance, one XCom summary (:class:`PatchOperatorBase`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -30,7 +33,43 @@ def recorded_outcome(record: Any) -> dict[str, Any] | None:
     return outcome if isinstance(outcome, dict) else None
 
 
-class PatchOperatorBase(BaseOperator):
+class ChangeOperatorBase(BaseOperator):
+    """Base of every operator that changes offers or profiles (single and bulk).
+
+    :param conn_id: the Airflow connection of the service.
+    :param dry_run: log what would change; send nothing.
+    :param transport: overrides of the connection's transport extras (``timeout``, ``max_attempts``...).
+
+    The operator declares the asset alias :attr:`changes_alias` as outlet (the concrete assets depend
+    on the connection and the data, known only at run time), attaches an asset event per changed asset
+    to it, and reports the same assets as its OpenLineage outputs.
+    """
+
+    #: Name of the asset alias the operator declares as outlet and attaches its asset events to.
+    changes_alias: ClassVar[str]
+
+    def __init__(
+        self, *, conn_id: str, dry_run: bool = False, transport: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        kwargs["outlets"] = with_alias_outlet(kwargs.get("outlets"), self.changes_alias)
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        # BaseOperator already has a dry_run() method; keep the argument name users expect.
+        self.is_dry_run = dry_run
+        self.transport = transport
+
+    @cached_property
+    def hook(self) -> PrefsApiHook:
+        """The service hook for ``conn_id``, with this task's transport overrides."""
+        raise NotImplementedError
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the assets this task changed, as outputs (none when nothing was applied)."""
+        changed: ChangedAssets | None = getattr(self, "changed_assets", None)  # set when the task ran
+        return operator_lineage(outputs=list(changed.uris) if changed is not None else [])
+
+
+class PatchOperatorBase(ChangeOperatorBase):
     """Shared base of the patch operators; use :class:`FallbackOfferPatchOperator` or :class:`ProfilePatchOperator`.
 
     :param patch: a JSON Patch (list of operations, or its JSON text), validated before sending.
@@ -38,7 +77,6 @@ class PatchOperatorBase(BaseOperator):
         the current resource is read, the minimal patch computed and guarded with ``test`` ops, and
         nothing is sent when it already matches.
     :param dry_run: log the patch and a diff of the resulting document; send no change.
-    :param transport: overrides of the connection's transport extras (``timeout``, ``max_attempts``...).
     :param allow_type_changes: let ``desired`` change a field's JSON type (e.g. a list to a string);
         refused by default because it is far more often a mistake.
 
@@ -59,35 +97,15 @@ class PatchOperatorBase(BaseOperator):
     template_fields: Sequence[str] = ("patch", "desired", "conn_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"patch": "json", "desired": "json"}
     ui_color = "#e8f0fe"
-    #: Name of the asset alias the operator declares as outlet and attaches its asset events to.
-    changes_alias: ClassVar[str]
 
     def __init__(
-        self,
-        *,
-        conn_id: str,
-        patch: Any = None,
-        desired: Any = None,
-        dry_run: bool = False,
-        transport: dict[str, Any] | None = None,
-        allow_type_changes: bool = False,
-        **kwargs: Any,
+        self, *, patch: Any = None, desired: Any = None, allow_type_changes: bool = False, **kwargs: Any
     ) -> None:
-        # The concrete asset depends on the connection, read at run time: declare the alias now.
-        kwargs["outlets"] = with_alias_outlet(kwargs.get("outlets"), self.changes_alias)
         super().__init__(**kwargs)
         check_change_arguments(type(self).__name__, patch, desired)
         self.allow_type_changes = allow_type_changes
-        self.conn_id = conn_id
         self.patch = patch
         self.desired = desired
-        # BaseOperator already has a dry_run() method; keep the argument name users expect.
-        self.is_dry_run = dry_run
-        self.transport = transport
-
-    def get_hook(self) -> PrefsApiHook:
-        """The service hook for ``conn_id``."""
-        raise NotImplementedError
 
     def resource(self) -> Resource:
         """The offer or profile this task changes."""
@@ -150,7 +168,7 @@ class PatchOperatorBase(BaseOperator):
             # Bad input and 4xx answers fail the same way every time: do not burn task retries.
             raise AirflowFailException(str(exc)) from exc
         finally:
-            self.get_hook().close()
+            self.hook.close()
         result = outcome.to_xcom()
         if keep_outcome and outcome.status != "dry_run" and checkpoint.available:
             checkpoint.set(CHANGE_KEY, {"target": result.get("target"), "outcome": result})
@@ -164,11 +182,6 @@ class PatchOperatorBase(BaseOperator):
         if result.get("status") == "applied":
             self.changed_assets.add(self.resource().asset_uri)
         self.changed_assets.emit(context, self.changes_alias, self.log)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the changed offer or profiles asset as output (none when nothing was applied)."""
-        changed = getattr(self, "changed_assets", None)
-        return operator_lineage(outputs=list(changed.uris) if changed is not None else [])
 
     def _patch_once(self, checkpoint: TaskCheckpoint, record: Any) -> PatchOutcome:
         from airflow_provider_prefs.errors import PrefsError

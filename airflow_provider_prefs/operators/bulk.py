@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
-from airflow.sdk import BaseOperator
 
-from airflow_provider_prefs.assets import (
-    OFFER_CHANGES_ALIAS,
-    PROFILE_CHANGES_ALIAS,
-    ChangedAssets,
-    operator_lineage,
-    with_alias_outlet,
-)
+from airflow_provider_prefs.assets import OFFER_CHANGES_ALIAS, PROFILE_CHANGES_ALIAS, ChangedAssets
+from airflow_provider_prefs.operators.base import ChangeOperatorBase
 from airflow_provider_prefs.operators.storage import ItemReport, open_items
 from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE, MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.bulk.progress import BulkProgress
-    from airflow_provider_prefs.hooks.base import PrefsApiHook
+    from airflow_provider_prefs.bulk.runner import BulkOptions
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
     from airflow_provider_prefs.models import BulkReport, PatchOutcome
@@ -32,7 +25,7 @@ FAILURES_IN_MESSAGE = 20
 CHECKPOINT_NAMESPACE = "prefs.bulk"
 
 
-class BulkPatchOperatorBase(BaseOperator):
+class BulkPatchOperatorBase(ChangeOperatorBase):
     """Shared base of the bulk operators (see BulkProfilePatchOperator, BulkFallbackOfferPatchOperator).
 
     Every item is attempted; an item that fails, for whatever reason, becomes a failure row and the
@@ -66,41 +59,24 @@ class BulkPatchOperatorBase(BaseOperator):
 
     template_fields: Sequence[str] = ("items", "conn_id", "report_path")
     ui_color = "#fef7e0"
-    #: Name of the asset alias the operator declares as outlet and attaches its asset events to.
-    changes_alias: ClassVar[str]
 
     def __init__(
         self,
         *,
         items: Any,
-        conn_id: str,
         max_concurrency: int = 8,
-        dry_run: bool = False,
         fail_on_error: bool = True,
-        transport: dict[str, Any] | None = None,
         report_path: Any = None,
         **kwargs: Any,
     ) -> None:
-        # The concrete assets depend on the connection and the items: declare the alias now.
-        kwargs["outlets"] = with_alias_outlet(kwargs.get("outlets"), self.changes_alias)
         super().__init__(**kwargs)
         self.items = items
         self.report_path = report_path
-        self.conn_id = conn_id
         self.max_concurrency = max_concurrency
-        self.is_dry_run = dry_run
         self.fail_on_error = fail_on_error
-        self.transport = transport
 
-    @property
-    def service_hook(self) -> PrefsApiHook:
-        """The hook the items are applied through."""
-        raise NotImplementedError
-
-    def run_bulk(
-        self, items: Iterator[Any], progress: BulkProgress, on_outcome: Callable[[PatchOutcome], None]
-    ) -> BulkReport:
-        """Apply the items through the service hook, calling ``on_outcome`` with each item's outcome."""
+    def apply_items(self, items: Iterator[Any], options: BulkOptions) -> BulkReport:
+        """Apply the items through the service hook's bulk method with these run options."""
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -119,7 +95,13 @@ class BulkPatchOperatorBase(BaseOperator):
         self.changed_assets = ChangedAssets()
         try:
             with self._item_report() as item_report:
-                report = self.run_bulk(items, progress, lambda outcome: self._record(outcome, item_report))
+                options: BulkOptions = {
+                    "max_concurrency": self.max_concurrency,
+                    "dry_run": self.is_dry_run,
+                    "progress": progress,
+                    "on_outcome": lambda outcome: self._record(outcome, item_report),
+                }
+                report = self.apply_items(items, options)
         except Exception as exc:
             # Not an item's failure (those never raise) but the run's: still leave a report behind.
             report = BulkReport(failures=[failed_outcome("bulk run", exc)])
@@ -133,7 +115,7 @@ class BulkPatchOperatorBase(BaseOperator):
                 ) from exc
             raise
         finally:
-            self.service_hook.close()
+            self.hook.close()
         self._push(context, report)
         self.changed_assets.emit(context, self.changes_alias, self.log)
         self.log.info(
@@ -155,11 +137,6 @@ class BulkPatchOperatorBase(BaseOperator):
             )
         progress.forget()
         return self._xcom(report)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the distinct assets the items changed, as outputs (none for a dry run)."""
-        changed = getattr(self, "changed_assets", None)
-        return operator_lineage(outputs=list(changed.uris) if changed is not None else [])
 
     def _item_report(self) -> Any:
         from contextlib import nullcontext
@@ -215,23 +192,9 @@ class BulkProfilePatchOperator(BulkPatchOperatorBase):
 
         return MyPreferencesHook(self.conn_id, transport_overrides=self.transport)
 
-    @property
-    def service_hook(self) -> PrefsApiHook:
-        """The MyPreferences hook."""
-        return self.hook
-
-    def run_bulk(
-        self, items: Iterator[Any], progress: BulkProgress, on_outcome: Callable[[PatchOutcome], None]
-    ) -> BulkReport:
+    def apply_items(self, items: Iterator[Any], options: BulkOptions) -> BulkReport:
         """Patch the profiles."""
-        return self.hook.bulk_patch_profiles(
-            items,
-            alternate_id_type=self.alternate_id_type,
-            max_concurrency=self.max_concurrency,
-            dry_run=self.is_dry_run,
-            progress=progress,
-            on_outcome=on_outcome,
-        )
+        return self.hook.bulk_patch_profiles(items, alternate_id_type=self.alternate_id_type, **options)
 
 
 class BulkFallbackOfferPatchOperator(BulkPatchOperatorBase):
@@ -254,19 +217,6 @@ class BulkFallbackOfferPatchOperator(BulkPatchOperatorBase):
 
         return OfferLibraryHook(self.conn_id, transport_overrides=self.transport)
 
-    @property
-    def service_hook(self) -> PrefsApiHook:
-        """The Offer Library hook."""
-        return self.hook
-
-    def run_bulk(
-        self, items: Iterator[Any], progress: BulkProgress, on_outcome: Callable[[PatchOutcome], None]
-    ) -> BulkReport:
+    def apply_items(self, items: Iterator[Any], options: BulkOptions) -> BulkReport:
         """Patch the offers."""
-        return self.hook.bulk_patch_offers(
-            items,
-            max_concurrency=self.max_concurrency,
-            dry_run=self.is_dry_run,
-            progress=progress,
-            on_outcome=on_outcome,
-        )
+        return self.hook.bulk_patch_offers(items, **options)

@@ -83,10 +83,6 @@ class ProfilePatchOperator(PatchOperatorBase):
 
         return MyPreferencesHook(self.conn_id, transport_overrides=self.transport)
 
-    def get_hook(self) -> MyPreferencesHook:
-        """The MyPreferences hook."""
-        return self.hook
-
     @property
     def target(self) -> str:
         """``profile <type>:'<id>'``."""

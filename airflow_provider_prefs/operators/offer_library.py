@@ -40,10 +40,6 @@ class FallbackOfferPatchOperator(PatchOperatorBase):
 
         return OfferLibraryHook(self.conn_id, transport_overrides=self.transport)
 
-    def get_hook(self) -> OfferLibraryHook:
-        """The Offer Library hook."""
-        return self.hook
-
     def resource(self) -> Resource:
         """The fallback offer ``offer_id``."""
         return self.hook.offer(self.offer_id)

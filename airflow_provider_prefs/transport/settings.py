@@ -105,6 +105,11 @@ class TransportSettings(BaseModel):
 _FORM_KEYWORDS = ("default", "minimum", "maximum", "exclusiveMinimum", "enum", "format")
 
 
+def _plain(value: Any) -> Any:
+    """``60`` rather than ``60.0``: the form shows a whole number as one, and the saved extra then equals it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def form_fields(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
     """Airflow ``conn-fields`` for every field of ``model``: label, help text and a nullable JSON schema.
 
@@ -114,6 +119,6 @@ def form_fields(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
     for name, prop in model.model_json_schema()["properties"].items():
         types = [option["type"] for option in prop.get("anyOf", [prop]) if option.get("type") not in (None, "null")]
         schema: dict[str, Any] = {"type": [*types, "null"]}
-        schema.update({key: prop[key] for key in _FORM_KEYWORDS if prop.get(key) is not None})
+        schema.update({key: _plain(prop[key]) for key in _FORM_KEYWORDS if prop.get(key) is not None})
         fields[name] = {"label": prop["title"], "description": prop["description"], "schema": schema}
     return fields
