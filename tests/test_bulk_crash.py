@@ -32,6 +32,7 @@ pytest.importorskip("airflow.sdk.bases.resumablejobmixin", reason="the task stat
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ITEMS = 2000
 KILL_AFTER = 1000
+IN_FLIGHT = 8
 MARK = "crash-test"
 DAG_ID = "bulk_crash_resume"
 LOGICAL_DATE = "2026-11-25"
@@ -48,7 +49,7 @@ with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catc
         task_id="bulk",
         items={items!r},
         alternate_id_type="Email",
-        max_concurrency=8,
+        max_concurrency={IN_FLIGHT},
         retries=0,
         retry_delay=timedelta(seconds=1),
     )
@@ -89,7 +90,7 @@ def bulk_dag(tmp_path: Path, sandbox: Any) -> dict[str, str]:
     items.write_text("".join(json.dumps(line) + "\n" for line in lines))
     dags = tmp_path / "dags"
     dags.mkdir()
-    (dags / "bulk_crash_resume.py").write_text(DAG_FILE.format(dag_id=DAG_ID, items=str(items)))
+    (dags / "bulk_crash_resume.py").write_text(DAG_FILE.format(dag_id=DAG_ID, items=str(items), IN_FLIGHT=IN_FLIGHT))
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "home"),
@@ -182,4 +183,7 @@ def test_bulk_killed_midway_then_rerun_applies_every_item_exactly_once(
     print("report of the rerun:", {k: v for k, v in report.items() if k != "failures"})
     assert report["total"] == ITEMS and report["applied"] == ITEMS and report["failed"] == 0, report
     assert report["skipped"] > 0 and report["resumed"] > 0, report
-    assert report["skipped"] + report["resumed"] <= killed_at, report
+    # Items the first try finished were all PATCHed; the ones it left in flight had their operations
+    # recorded before sending, so some may never have left (killed in between): at most one window.
+    assert report["skipped"] <= killed_at, report
+    assert report["resumed"] <= IN_FLIGHT, report
