@@ -2,16 +2,20 @@
 
 Each look at the profile ends in one of three ways: the status was read (done once it is
 ``Complete``), the read failed in a way the next look may not (429, 5xx, network: keep waiting),
-or waiting cannot end well (missing profile, refused credentials, an unknown status: stop). The
-sync waits (sensor, operator on the worker) and the async one (trigger) only do the I/O around
-:func:`interpret`, so they cannot disagree; a wait that runs out of time raises the same
+or waiting cannot end well (missing profile, refused credentials, an unknown status: stop). That
+rule is :func:`interpret`; the loop around it (look, stop or sleep until the deadline) is
+:func:`wait_steps`, written once without I/O and driven by :func:`wait_until_complete` on the
+worker and :func:`await_until_complete` in the triggerer, so the two cannot disagree. The sensor
+makes one look per poke (Airflow's own loop). A wait that runs out of time raises the same
 :class:`UpdateStatusTimeoutError` on the worker and after the trigger.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,3 +98,55 @@ async def acheck_update_status(
     except PrefsError as exc:
         return _logged(interpret(target, error=exc), target, log)
     return _logged(interpret(target, profile=profile), target, log)
+
+
+#: One step of the wait: ``None`` asks the driver for a look (it sends back the :class:`StatusCheck`),
+#: a number asks it to sleep that many seconds.
+WaitStep = float | None
+
+
+def wait_steps(deadline: float, poll_interval: float) -> Generator[WaitStep, StatusCheck, StatusCheck | None]:
+    """The wait loop, without I/O: look; stop on ``Complete`` or a failure; sleep until the next look.
+
+    Returns the final check, or None once the absolute ``deadline`` (epoch seconds) has passed.
+    """
+    while True:
+        check = yield None
+        if check.failure is not None or check.complete:
+            return check
+        left = deadline - time.time()
+        if left <= 0:
+            return None
+        yield min(poll_interval, left)
+
+
+def wait_until_complete(look: Callable[[], StatusCheck], deadline: float, poll_interval: float) -> StatusCheck | None:
+    """Drive :func:`wait_steps` with blocking looks and sleeps (the operator's wait on the worker)."""
+    steps = wait_steps(deadline, poll_interval)
+    try:
+        step = next(steps)
+        while True:
+            if step is None:
+                step = steps.send(look())
+            else:
+                time.sleep(step)
+                step = next(steps)
+    except StopIteration as finished:
+        return finished.value
+
+
+async def await_until_complete(
+    look: Callable[[], Awaitable[StatusCheck]], deadline: float, poll_interval: float
+) -> StatusCheck | None:
+    """Drive :func:`wait_steps` with awaited looks and sleeps (the trigger)."""
+    steps = wait_steps(deadline, poll_interval)
+    try:
+        step = next(steps)
+        while True:
+            if step is None:
+                step = steps.send(await look())
+            else:
+                await asyncio.sleep(step)
+                step = next(steps)
+    except StopIteration as finished:
+        return finished.value

@@ -127,21 +127,22 @@ class ProfilePatchOperator(PatchOperatorBase):
             UpdateStatusTimeoutError,
             check_update_status,
             wait_timeout_message,
+            wait_until_complete,
         )
 
-        deadline = time.monotonic() + self.wait_timeout
-        while True:
-            check = check_update_status(
+        check = wait_until_complete(
+            lambda: check_update_status(
                 lambda: self.hook.get_profile(self.alternate_id, self.alternate_id_type), self.target, self.log
-            )
-            if check.failure is not None:
-                raise AirflowFailException(check.failure)
-            if check.complete:
-                self.log.info("%s: UpdateStatus is Complete", self.target)
-                return {**result, "profile": check.summary_json()}
-            if time.monotonic() >= deadline:
-                raise UpdateStatusTimeoutError(wait_timeout_message(self.target, self.wait_timeout))
-            time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+            ),
+            deadline=time.time() + self.wait_timeout,
+            poll_interval=self.poll_interval,
+        )
+        if check is None:
+            raise UpdateStatusTimeoutError(wait_timeout_message(self.target, self.wait_timeout))
+        if check.failure is not None:
+            raise AirflowFailException(check.failure)
+        self.log.info("%s: UpdateStatus is Complete", self.target)
+        return {**result, "profile": check.summary_json()}
 
     def execute_complete(
         self, context: Any, event: dict[str, Any] | None = None, patch_result: dict[str, Any] | None = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -84,27 +82,25 @@ class ProfileUpdateStatusTrigger(BaseTrigger):
             UntrustedCertificateError,
         )
         from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook
-        from airflow_provider_prefs.update_status import acheck_update_status
+        from airflow_provider_prefs.update_status import StatusCheck, acheck_update_status, await_until_complete
 
-        hook = MyPreferencesAsyncHook.shared(self.conn_id, self.transport)
-        while True:
+        refused = AuthenticationError | PermissionDeniedError | ConfigurationError | UntrustedCertificateError
+
+        async def look() -> StatusCheck:
+            hook = MyPreferencesAsyncHook.shared(self.conn_id, self.transport)
             check = await acheck_update_status(
                 lambda: hook.get_profile(self.alternate_id, self.alternate_id_type), self.target, self.log
             )
-            refused = AuthenticationError | PermissionDeniedError | ConfigurationError | UntrustedCertificateError
             if isinstance(check.error, refused):
                 MyPreferencesAsyncHook.forget(self.conn_id)  # fixing the connection must be enough
-            if check.failure is not None:
-                return {"status": "error", "message": check.failure}
-            if check.complete:
-                return {"status": "success", "profile": check.summary_json()}
-            left = self.deadline - time.time()
-            if left <= 0:
-                return {
-                    "status": "timeout",
-                    "message": f"{self.target}: UpdateStatus not Complete by the deadline",
-                }
-            await asyncio.sleep(min(self.poll_interval, left))
+            return check
+
+        check = await await_until_complete(look, self.deadline, self.poll_interval)
+        if check is None:
+            return {"status": "timeout", "message": f"{self.target}: UpdateStatus not Complete by the deadline"}
+        if check.failure is not None:
+            return {"status": "error", "message": check.failure}
+        return {"status": "success", "profile": check.summary_json()}
 
 
 def summary_from_event(event: dict[str, Any] | None) -> dict[str, Any]:
