@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_prefs.errors import ServerError
+from airflow_provider_prefs.errors import PrefsError, ServerError
 from airflow_provider_prefs.update_status import (
     StatusCheck,
     await_until_complete,
@@ -38,7 +38,7 @@ def look_at(reads: list[Any]) -> tuple[Any, list[int]]:
     def look() -> StatusCheck:
         read = reads[len(made)]
         made.append(1)
-        if isinstance(read, Exception):
+        if isinstance(read, PrefsError):
             return interpret(TARGET, error=read)
         return interpret(TARGET, profile=read)
 
