@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -411,7 +412,9 @@ async def aload_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
         if _is_missing(exc):
             raise ConfigurationError(missing_connection_message(conn_id, hook_class)) from None
         raise
-    return check_connection(conn, conn_id, hook_class)
+    # Masking reaches the supervisor and parses the extras: off the event loop, as common-compat's own
+    # lookup does with the synchronous parts of a connection fetch.
+    return await asyncio.to_thread(check_connection, conn, conn_id, hook_class)
 
 
 SECRET_EXTRA_KEYS = frozenset({"client_secret", "token", "access_token", "api_key", "password"})

@@ -406,18 +406,20 @@ class MyPreferencesAsyncHook:
             if self._settings is not None and self._client is not None:
                 return self._settings, self._client
             conn = await aload_connection(self.conn_id, MyPreferencesHook)
-            settings = MyPreferencesSettings.from_connection(conn, self.conn_id)
-            # Same precedence as the sync hook: the task's overrides on top of the connection extras.
-            transport = parse_transport(
-                ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson), self.transport_overrides
-            )
-            auth = settings.token_provider(share=transport.share_across_tasks)
-            # Off the event loop: making the client reads CA certificates, proxy variables and .netrc.
-            self._client = await asyncio.to_thread(
-                AsyncApiClient, transport, {"Accept": "application/json"}, auth, settings.status_hints(self.conn_id)
-            )
-            self._settings = settings
-            return settings, self._client
+            # Off the event loop: parsing masks secrets, and making the client reads CA certificates,
+            # proxy variables and .netrc.
+            settings, client = await asyncio.to_thread(self._prepare, conn)
+            self._settings, self._client = settings, client
+            return settings, client
+
+    def _prepare(self, conn: Any) -> tuple[MyPreferencesSettings, AsyncApiClient]:
+        settings = MyPreferencesSettings.from_connection(conn, self.conn_id)
+        # Same precedence as the sync hook: the task's overrides on top of the connection extras.
+        extras = ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson)
+        transport = parse_transport(extras, self.transport_overrides)
+        auth = settings.token_provider(share=transport.share_across_tasks)
+        client = AsyncApiClient(transport, {"Accept": "application/json"}, auth, settings.status_hints(self.conn_id))
+        return settings, client
 
     async def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
         """The full profile."""
