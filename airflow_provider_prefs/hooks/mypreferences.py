@@ -118,9 +118,9 @@ class MyPreferencesSettings(BaseModel):
         return self
 
     @classmethod
-    def from_connection(cls, conn: Any, conn_id: str) -> MyPreferencesSettings:
-        """Parse an Airflow connection of type ``mypreferences`` (unknown extras are an error)."""
-        extras = ConnectionExtras(conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson)
+    def from_connection(cls, conn: Any, extras: ConnectionExtras) -> MyPreferencesSettings:
+        """Parse an Airflow connection of type ``mypreferences`` (extras already checked)."""
+        conn_id = extras.conn_id
         auth_type = extras.get("auth_type") or ("oauth" if extras.get("oauth_endpoint") and conn.login else "bearer")
         data: dict[str, Any] = {
             "base_url": base_url_of(conn.host, conn.port, environment_url(extras)),
@@ -214,7 +214,7 @@ class MyPreferencesHook(PrefsApiHook):
     @cached_property
     def settings(self) -> MyPreferencesSettings:
         """The parsed connection."""
-        return MyPreferencesSettings.from_connection(self.connection, self.conn_id)
+        return MyPreferencesSettings.from_connection(self.connection, self.extras)
 
     def token_provider(self) -> TokenProvider:
         """Static token or cached OAuth token, per the connection."""
@@ -413,9 +413,9 @@ class MyPreferencesAsyncHook:
             return settings, client
 
     def _prepare(self, conn: Any) -> tuple[MyPreferencesSettings, AsyncApiClient]:
-        settings = MyPreferencesSettings.from_connection(conn, self.conn_id)
-        # Same precedence as the sync hook: the task's overrides on top of the connection extras.
         extras = ConnectionExtras(self.conn_id, MYPREFERENCES_CONN_TYPE, conn.extra_dejson)
+        settings = MyPreferencesSettings.from_connection(conn, extras)
+        # Same precedence as the sync hook: the task's overrides on top of the connection extras.
         transport = parse_transport(extras, self.transport_overrides)
         auth = settings.token_provider(share=transport.share_across_tasks)
         client = AsyncApiClient(transport, {"Accept": "application/json"}, auth, settings.status_hints(self.conn_id))
