@@ -146,7 +146,18 @@ class ConflictError(ApiError):
 
 
 class ConcurrentModificationError(PrefsError):
-    """A guarded patch was refused because the resource changed after it was read; nothing was applied."""
+    """A guarded patch was refused because the resource changed after it was read; nothing was applied.
+
+    ``replannable`` is True when none of this change's copies landed (or can land later: their guards
+    no longer hold), so planning it again on a fresh read applies it exactly once; the change flow
+    does so, bounded, for every change whose intent is still well defined.
+    """
+
+    def __init__(self, message: str, *, replannable: bool = False, current: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.replannable = replannable
+        #: The document as re-read when the refusal was judged (so planning again need not read it again).
+        self.current = current
 
 
 class RateLimitedError(ApiError):

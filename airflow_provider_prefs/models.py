@@ -98,6 +98,10 @@ class PatchOutcome(BaseModel):
     reconciled: bool = Field(
         default=False, description="the answer was lost and a re-read confirmed the patch landed once"
     )
+    replans: int | None = Field(
+        default=None,
+        description="how often the change was planned again because someone else changed the resource first",
+    )
     offer: OfferMetadata | None = None
     profile: ProfileSummary | None = None
     error: str | None = None
@@ -124,6 +128,9 @@ class BulkReport(BaseModel):
     failures_truncated: int = 0
     skipped: int = Field(default=0, description="items an earlier try of the task finished (counted above, not sent)")
     resumed: int = Field(default=0, description="items an earlier try left in flight: re-judged, resent if needed")
+    replanned: int = Field(
+        default=0, description="items planned again (once or more) because the resource changed after they were read"
+    )
 
     def to_xcom(self) -> dict[str, Any]:
         """The JSON-safe dict pushed to XCom."""

@@ -252,17 +252,42 @@ def test_a_guarded_patch_is_resent_safely_after_a_lost_answer(connections: Any) 
     assert routes[:2] == ["offer.get", "offer.patch"]
 
 
-def test_concurrent_change_after_a_lost_answer_is_reported_not_guessed(connections: Any) -> None:
+def test_a_change_by_someone_else_after_a_lost_answer_is_planned_around(connections: Any) -> None:
+    hook = OfferLibraryHook()
+    base = hook.get_offer("fallbackOffer1234")
+    # Someone else changes the very array our append (guarded on ``base``) pins, and our first copy is
+    # refused before processing: the re-read shows our entry absent and the guard broken, so no copy of
+    # ours can land any more; the append is planned again on the fresh document and lands once.
+    hook.patch_offer("fallbackOffer1234", [{"op": "replace", "path": "/labels", "value": ["theirs"]}])
+    connections.state.set_faults([{"route": "offer.patch", "kind": "503_before", "count": 1}])
+    hook.patch_offer("fallbackOffer1234", [{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
+    assert connections.state.offer("dev", "fallbackOffer1234")["labels"] == ["theirs", "x"]
+    patches = [e for e in connections.state.journal() if e["route"] == "offer.patch"]
+    assert [e["status"] for e in patches] == [200, 503, 200]
+
+
+def test_a_lost_answer_among_changes_by_others_is_reported_not_guessed(connections: Any) -> None:
     from airflow_provider_prefs.errors import OutcomeUnknownError
 
     hook = OfferLibraryHook()
     base = hook.get_offer("fallbackOffer1234")
-    # Someone else changes the very array our append (guarded on ``base``) pins.
-    hook.patch_offer("fallbackOffer1234", [{"op": "replace", "path": "/labels", "value": ["theirs"]}])
+    # Someone set the name our patch sets and replaced the array our append pins: our name is there,
+    # our entry is not, so whether our copy landed before their change cannot be told, and nothing
+    # is resent or planned again.
+    theirs: list[dict[str, Any]] = [
+        {"op": "replace", "path": "/labels", "value": ["theirs"]},
+        {"op": "replace", "path": "/name", "value": "n"},
+    ]
+    hook.patch_offer("fallbackOffer1234", theirs)
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_before", "count": 1}])
+    ours: list[dict[str, Any]] = [
+        {"op": "add", "path": "/labels/-", "value": "x"},
+        {"op": "replace", "path": "/name", "value": "n"},
+    ]
     with pytest.raises(OutcomeUnknownError, match=r"could not tell.*To check: read the resource and look at /labels/-"):
-        hook.patch_offer("fallbackOffer1234", [{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
-    assert connections.state.offer("dev", "fallbackOffer1234")["labels"] == ["theirs"]
+        hook.patch_offer("fallbackOffer1234", ours, base=base)
+    offer = connections.state.offer("dev", "fallbackOffer1234")
+    assert (offer["labels"], offer["name"]) == (["theirs"], "n")
 
 
 def test_an_unrelated_concurrent_change_does_not_block_a_guarded_resend(connections: Any) -> None:

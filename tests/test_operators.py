@@ -118,24 +118,39 @@ def test_desired_profile_state_with_array_removals(connections: Any) -> None:
 
 
 class RacingOfferOperator(FallbackOfferPatchOperator):
-    """Someone else renames the offer between our read and our patch."""
+    """Someone else renames the offer between each of our reads and our patch (to a new name each time)."""
+
+    renames = 1
 
     def resource(self) -> Any:
         resource = super().resource()
+        names = iter(f"Theirs {n}" for n in range(100))
 
         def read_then_race() -> dict[str, Any]:
             current = resource.read()
-            OfferLibraryHook().patch_offer(self.offer_id, [{"op": "replace", "path": "/name", "value": "Theirs"}])
+            if self.renames:
+                self.renames -= 1
+                OfferLibraryHook().patch_offer(self.offer_id, [{"op": "replace", "path": "/name", "value": next(names)}])
             return current
 
         return dataclasses.replace(resource, read=read_then_race)
 
 
-def test_guard_catches_a_concurrent_change_instead_of_overwriting(connections: Any) -> None:
+def test_a_desired_state_is_planned_again_after_a_concurrent_change(connections: Any) -> None:
     op = RacingOfferOperator(task_id="race", offer_id="fallbackOffer1234", desired={"name": "Ours"})
-    with pytest.raises(AirflowFailException, match="changed since the patch was planned"):
+    result = op.execute({})
+    assert (result["status"], result["replans"]) == ("applied", 1)
+    assert connections.state.offer("dev", "fallbackOffer1234")["name"] == "Ours"
+    patches = [e["status"] for e in connections.state.journal() if e["route"] == "offer.patch"]
+    assert patches == [200, 400, 200]  # theirs, ours refused by its guard, ours planned again
+
+
+def test_a_resource_that_keeps_changing_fails_after_bounded_replans(connections: Any) -> None:
+    op = RacingOfferOperator(task_id="race", offer_id="fallbackOffer1234", desired={"name": "Ours"})
+    op.renames = 100
+    with pytest.raises(AirflowFailException, match="changed since the patch was planned.*planned 6 times"):
         op.execute({})
-    assert connections.state.offer("dev", "fallbackOffer1234")["name"] == "Theirs"
+    assert connections.state.offer("dev", "fallbackOffer1234")["name"].startswith("Theirs")
 
 
 def test_dry_run_sends_no_change_and_logs_a_diff(connections: Any, capsys: pytest.CaptureFixture[str]) -> None:

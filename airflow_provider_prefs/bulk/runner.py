@@ -12,11 +12,12 @@ it becomes a failure row naming the item, and the caller decides at the end what
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_prefs.models import BulkReport, PatchOutcome
@@ -56,6 +57,13 @@ class BulkItem:
     digest: str = ""
     #: Operations an earlier try recorded before it stopped; re-judged and resent, never re-planned.
     resumed_ops: list[dict[str, Any]] | None = None
+    #: The resource the item changes and its ``patch``/``desired`` (see :func:`with_resources`).
+    resource: Resource | None = None
+    change: dict[str, Any] = field(default_factory=dict)
+    #: Why the item has no resource (it is unreadable or names none): its failure row.
+    error: str | None = None
+    #: A later item of the same resource was already read: guard this one against its late copies.
+    followed: bool = False
 
     @property
     def label(self) -> str:
@@ -103,8 +111,15 @@ def run_bulk(
     on_outcome: Callable[[PatchOutcome], None] | None = None,
     report: BulkReport | None = None,
     label: Callable[[Any], str] = quote_item,
+    key: Callable[[Any], Hashable | None] | None = None,
+    dispatch: Callable[[Any, bool], Any] | None = None,
 ) -> BulkReport:
     """Run ``handle`` over ``items`` with at most ``max_concurrency`` in flight; fold into a report.
+
+    Items with the same ``key`` (the resource they change) run one after the other in input order;
+    items of different keys, and items whose key is None, run concurrently. ``dispatch`` sees each
+    item right before it is handed to a thread, with whether a later item of the same key has
+    already been read (see :data:`LOOKAHEAD_PER_THREAD`), and returns what ``handle`` gets.
 
     Never raises for an item: an exception from ``handle`` becomes that item's failure row, and an
     exception while reading ``items`` stops reading (the items already started still finish) and is
@@ -112,6 +127,7 @@ def run_bulk(
     """
     report = report if report is not None else BulkReport()
     safe = _guarded(handle, label)
+    key_of = key or (lambda _item: None)
 
     def record(outcome: PatchOutcome) -> None:
         report.total += 1
@@ -125,6 +141,8 @@ def run_bulk(
             report.unchanged += 1
         else:
             report.applied += 1
+        if outcome.replans:
+            report.replanned += 1
         if on_outcome is not None:
             on_outcome(outcome)
 
@@ -139,31 +157,111 @@ def run_bulk(
                 record(failed_outcome(f"items (reading stopped after {report.total} item(s))", exc))
                 return
 
-    if max_concurrency <= 1:
-        for item in pulled():
-            record(safe(item))
-        return report
-
-    # Never run further ahead of the oldest unfinished item than this: a slow item holds the run back
-    # a little instead of letting the checkpoint's "finished above the watermark" set grow unbounded.
-    max_ahead = max_window(max_concurrency)
-    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="prefs-bulk") as pool:
-        pending: set[Future[PatchOutcome]] = set()
-        order: deque[tuple[int, Future[PatchOutcome]]] = deque()
-        for sequence, item in enumerate(pulled()):
-            while len(pending) >= 2 * max_concurrency or (order and sequence - order[0][0] >= max_ahead):
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    record(future.result())
-                while order and order[0][1] not in pending:
-                    order.popleft()
-            future = pool.submit(safe, item)
-            pending.add(future)
-            order.append((sequence, future))
-        for _, future in order:
-            if future in pending:
-                record(future.result())
+    with ThreadPoolExecutor(max_workers=max(1, max_concurrency), thread_name_prefix="prefs-bulk") as pool:
+        _OrderedDispatcher(pool, safe, record, key_of, dispatch, max(1, max_concurrency)).run(pulled())
     return report
+
+
+#: Items read ahead of the next one handed to a thread, per thread: how far a run looks for a later
+#: change of the same resource (see :func:`apply_changes`, which then guards the earlier one).
+LOOKAHEAD_PER_THREAD = 2
+
+
+class _OrderedDispatcher:
+    """Hands items to a thread pool: one item per key at a time, in input order, within a bounded window.
+
+    Every item read and not finished (read ahead, waiting for its key, or in a thread) is at most
+    :func:`max_window` items behind the oldest unfinished one, so memory is bounded whatever the input
+    length, and a key that is slow, throttled or has many items in a row stalls the others only
+    once the window is full of its items.
+    """
+
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        handle: Callable[[Any], PatchOutcome],
+        record: Callable[[PatchOutcome], None],
+        key_of: Callable[[Any], Hashable | None],
+        dispatch: Callable[[Any, bool], Any] | None,
+        threads: int,
+    ) -> None:
+        self.pool, self.handle, self.record, self.key_of, self.dispatch = pool, handle, record, key_of, dispatch
+        self.max_pending = 2 * threads
+        self.window = max_window(threads)
+        self.lookahead = LOOKAHEAD_PER_THREAD * threads if threads > 1 else 0
+        self.buffer: deque[tuple[int, Any, Hashable | None]] = deque()
+        self.waiting: dict[Hashable, deque[tuple[int, Any]]] = {}
+        #: Items of each key read and not yet handed to a thread (buffer and waiting).
+        self.queued: Counter[Hashable] = Counter()
+        self.pending: dict[Future[PatchOutcome], tuple[int, Hashable | None]] = {}
+        self.unfinished: deque[int] = deque()
+        self.finished: set[int] = set()
+
+    def run(self, items: Iterator[Any]) -> None:
+        sequence = 0
+        exhausted = False
+        while True:
+            while not exhausted and len(self.buffer) <= self.lookahead and self._window_open(sequence):
+                item = next(items, _END)
+                if item is _END:
+                    exhausted = True
+                    break
+                key = self.key_of(item)
+                self.buffer.append((sequence, item, key))
+                self.unfinished.append(sequence)
+                if key is not None:
+                    self.queued[key] += 1
+                sequence += 1
+            # Hand out what is read, keeping the lookahead, unless no more can be read for now.
+            reading_blocked = exhausted or not self._window_open(sequence)
+            while (
+                self.buffer
+                and len(self.pending) < self.max_pending
+                and (len(self.buffer) > self.lookahead or reading_blocked)
+            ):
+                seq, item, key = self.buffer.popleft()
+                if key is not None and key in self.waiting:
+                    self.waiting[key].append((seq, item))
+                else:
+                    self._submit(seq, item, key)
+            if not self.pending:
+                if exhausted and not self.buffer:
+                    return
+                continue
+            done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                self._finished(future)
+
+    def _window_open(self, sequence: int) -> bool:
+        return not self.unfinished or sequence - self.unfinished[0] < self.window
+
+    def _submit(self, seq: int, item: Any, key: Hashable | None) -> None:
+        later = False
+        if key is not None:
+            self.queued[key] -= 1
+            later = self.queued[key] > 0
+            if not later:
+                del self.queued[key]
+            self.waiting.setdefault(key, deque())
+        work = self.dispatch(item, later) if self.dispatch is not None else item
+        self.pending[self.pool.submit(self.handle, work)] = (seq, key)
+
+    def _finished(self, future: Future[PatchOutcome]) -> None:
+        seq, key = self.pending.pop(future)
+        self.record(future.result())
+        if key is not None:
+            queue = self.waiting[key]
+            if queue:
+                next_seq, next_item = queue.popleft()
+                self._submit(next_seq, next_item, key)
+            else:
+                del self.waiting[key]
+        self.finished.add(seq)
+        while self.unfinished and self.unfinished[0] in self.finished:
+            self.finished.discard(self.unfinished.popleft())
+
+
+_END = object()
 
 
 class BulkOptions(TypedDict, total=False):
@@ -195,6 +293,14 @@ def apply_changes(
     ``resource_of`` turns one input item into the resource and its ``patch``/``desired`` change.
     Concurrency is capped at the connection pool size so no connection is opened and dropped.
 
+    Changes of one resource (same :attr:`~airflow_provider_prefs.patching.changes.Resource.key`) are
+    applied one after the other in input order; different resources run concurrently. A change
+    followed by a later change of the same resource (within the lookahead) is guarded with ``test``
+    ops even where it is idempotent, so that a late copy of it can never land over the later one;
+    its guards come from the document the previous change of that resource left, when known. A
+    change refused because someone changed the resource first is planned again (see
+    :func:`~airflow_provider_prefs.patching.changes.carry_out`) and counted in ``replanned``.
+
     :param progress: the run's checkpoint (see :mod:`airflow_provider_prefs.bulk.progress`): items
         an earlier try finished are skipped, items it left in flight are re-judged and their
         recorded operations resent only if they did not land; each new item's operations are
@@ -219,19 +325,23 @@ def apply_changes(
             resume.next + len(resume.finished_above),
             len(resume.inflight),
         )
+    #: The document each resource was left in by its last change, kept only while a later one follows.
+    documents: dict[Hashable, dict[str, Any]] = {}
 
     def handle(work: BulkItem) -> PatchOutcome:
-        outcome = apply_item(work, resource_of, progress, dry_run=dry_run, log=log)
+        outcome = apply_item(work, progress, documents, dry_run=dry_run, log=log)
         progress.finish(work.index, work.digest, outcome.status)
         return outcome
 
     report = run_bulk(
-        numbered(items, progress, report),
+        with_resources(numbered(items, progress, report), resource_of),
         handle,
         max_concurrency=max_concurrency,
         report=report,
         label=lambda work: work.label,
         on_outcome=on_outcome,
+        key=lambda work: work.resource.key if work.resource is not None else None,
+        dispatch=lambda work, later: dataclasses.replace(work, followed=later) if later else work,
     )
     progress.flush()
     if progress.enabled:
@@ -239,33 +349,56 @@ def apply_changes(
     return report
 
 
+def with_resources(
+    works: Iterable[BulkItem], resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]]
+) -> Iterator[BulkItem]:
+    """Each item with its resource and change (or the error that says why it has none)."""
+    for work in works:
+        if isinstance(work.item, BadItem):
+            yield dataclasses.replace(work, error=work.item.error)
+            continue
+        try:
+            resource, change = resource_of(work.item)
+        except Exception as exc:
+            yield dataclasses.replace(work, error=f"{type(exc).__name__}: {exc}")
+            continue
+        yield dataclasses.replace(work, resource=resource, change=change)
+
+
 def apply_item(
     work: BulkItem,
-    resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]],
     progress: BulkProgress,
+    documents: dict[Hashable, dict[str, Any]],
     *,
     dry_run: bool,
     log: logging.Logger | Any = _log,
 ) -> PatchOutcome:
     """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops."""
-    from airflow_provider_prefs.patching.changes import PlannedChange, plan_change, send_change
-    from airflow_provider_prefs.patching.resume import resume_change
+    from airflow_provider_prefs.patching.changes import Change, PlannedChange, carry_out
 
-    if isinstance(work.item, BadItem):
-        return PatchOutcome(status="failed", target=work.label, error=work.item.error)
-    target = work.label
+    resource = work.resource
+    if resource is None:
+        return PatchOutcome(status="failed", target=work.label, error=work.error)
+    change = Change(patch=work.change.get("patch"), desired=work.change.get("desired"))
+    known = documents.pop(resource.key, None)
+    if change.desired is not None:
+        known = None  # a desired state is planned on a fresh read: a stale document could make it look done
     try:
-        resource, change = resource_of(work.item)
-        target = resource.target
-        if work.resumed_ops is not None:
-            outcome = resume_change(resource, PlannedChange(ops=work.resumed_ops), log=log)
-        else:
-            planned = plan_change(resource, patch=change.get("patch"), desired=change.get("desired"))
-            if not planned.unchanged and not dry_run:
-                progress.begin(work.index, work.digest, planned.ops)
-            outcome = send_change(resource, planned, dry_run=dry_run)
+        carried = carry_out(
+            resource,
+            change,
+            recorded=PlannedChange(ops=work.resumed_ops) if work.resumed_ops is not None else None,
+            record=lambda planned: progress.begin(work.index, work.digest, planned.ops),
+            base=known if work.followed else None,
+            pin_all=work.followed,
+            dry_run=dry_run,
+            log=log,
+        )
     except Exception as exc:
-        return failed_outcome(target, exc)
+        return failed_outcome(resource.target, exc)
+    if work.followed and carried.document is not None:
+        documents[resource.key] = carried.document
+    outcome = carried.outcome
     return outcome.model_copy(update={"asset_uri": resource.asset_uri}) if outcome.status == "applied" else outcome
 
 

@@ -239,6 +239,12 @@ class ResourceDescription:
     summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
     #: The Airflow asset the resource belongs to (see :mod:`airflow_provider_prefs.assets`).
     asset_uri: str | None = None
+    #: Identity of the resource as the service compares it (never the display ``target``): the service,
+    #: its account and the id, normalized the way the vendor matches them. Changes with equal keys
+    #: touch the same document, so a bulk run applies them one after the other, in input order.
+    key: tuple[str, ...] = ()
+    #: True when the PATCH answer is the whole document; False when it is only metadata.
+    answer_is_document: bool = True
 
     def request(self, method: str, body: Patch | None = None) -> ApiRequest:
         """A request to this resource; one with a body (a PATCH) is never resent blindly by the client."""
@@ -350,6 +356,8 @@ class PrefsApiHook(BaseHook):
             max_resends=self.transport.max_attempts - 1,
             max_request_bytes=self.transport.max_request_bytes,
             asset_uri=described.asset_uri,
+            answer_is_document=described.answer_is_document,
+            key=described.key or (type(self).__name__, described.url, *sorted(described.params.items())),
         )
 
     def probe(self) -> str:

@@ -29,7 +29,7 @@ from airflow_provider_prefs.hooks.base import (
     require_id,
 )
 from airflow_provider_prefs.models import profile_summary
-from airflow_provider_prefs.patching.changes import PatchResult, plan_change, send_exactly_once
+from airflow_provider_prefs.patching.changes import PatchResult, patched
 from airflow_provider_prefs.patching.rules import PROFILE_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     DEFAULT_PROFILE_PATH,
@@ -187,6 +187,8 @@ class MyPreferencesSettings(BaseModel):
             summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
             # The account and id type only: the alternate id itself is personal data.
             asset_uri=profiles_asset_uri(self.client_id, alternate_id_type),
+            # MyPreferences matches alternateId and alternateIdType case-insensitively.
+            key=("mypreferences", self.profiles_url, alternate_id_type.casefold(), alternate_id.casefold()),
         )
 
     def profile_request(
@@ -245,10 +247,11 @@ class MyPreferencesHook(PrefsApiHook):
         Only add/replace/remove/test are accepted, array removes must be in descending index order,
         and ``ProfileId``, ``Edited`` and ``UpdateStatus`` are read-only; all checked before sending.
         A patch whose second copy would apply again (an append, say) is first guarded with ``test``
-        ops from ``base``, or from a fresh read of the profile when ``base`` is not given.
+        ops from ``base``, or from a fresh read of the profile when ``base`` is not given. When
+        someone else changed the profile first, the patch is planned again on a fresh read, unless
+        it no longer applies (see :func:`~airflow_provider_prefs.patching.changes.carry_out`).
         """
-        profile = self.profile(alternate_id, alternate_id_type)
-        return send_exactly_once(profile, plan_change(profile, patch=patch, base=base))
+        return patched(self.profile(alternate_id, alternate_id_type), patch, base)
 
     def bulk_patch_profiles(
         self, items: Iterable[Any], *, alternate_id_type: str | None = None, **options: Unpack[BulkOptions]

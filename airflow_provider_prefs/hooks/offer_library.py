@@ -23,7 +23,7 @@ from airflow_provider_prefs.hooks.base import (
     require_id,
 )
 from airflow_provider_prefs.models import OfferMetadata
-from airflow_provider_prefs.patching.changes import PatchResult, plan_change, send_exactly_once
+from airflow_provider_prefs.patching.changes import PatchResult, patched
 from airflow_provider_prefs.patching.rules import OFFER_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     ADOBE_CONN_TYPE,
@@ -91,6 +91,8 @@ class OfferLibrarySettings(BaseModel):
             params=FALLBACK,
             summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
             asset_uri=offer_asset_uri(self.ims_org_id, self.sandbox_name, offer_id),
+            answer_is_document=False,  # a PATCH answers the offer's metadata only
+            key=("adobe_offer", self.base_url, self.ims_org_id, self.sandbox_name, offer_id),
         )
 
     @classmethod
@@ -173,13 +175,14 @@ class OfferLibraryHook(PrefsApiHook):
         """Validate and send a JSON Patch to a fallback offer, applied exactly once.
 
         A patch whose second copy would apply again (an append, say) is first guarded with ``test``
-        ops from ``base``, or from a fresh read of the offer when ``base`` is not given.
+        ops from ``base``, or from a fresh read of the offer when ``base`` is not given. When someone
+        else changed the offer first, the patch is planned again on a fresh read, unless it no
+        longer applies (see :func:`~airflow_provider_prefs.patching.changes.carry_out`).
 
         :param base: the offer as read before planning the patch, if the caller has it.
         :return: the PATCH answer (offer metadata), or the re-read offer if the answer was lost.
         """
-        offer = self.offer(offer_id)
-        return send_exactly_once(offer, plan_change(offer, patch=patch, base=base))
+        return patched(self.offer(offer_id), patch, base)
 
     def bulk_patch_offers(self, items: Iterable[Any], **options: Unpack[BulkOptions]) -> BulkReport:
         """Patch many offers concurrently over one session.

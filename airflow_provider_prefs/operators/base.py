@@ -185,22 +185,26 @@ class PatchOperatorBase(ChangeOperatorBase):
 
     def _patch_once(self, checkpoint: TaskCheckpoint, record: Any) -> PatchOutcome:
         from airflow_provider_prefs.errors import PrefsError
-        from airflow_provider_prefs.patching.changes import plan_change, send_change
-        from airflow_provider_prefs.patching.resume import intent_record, planned_from_intent, resume_change, with_base
+        from airflow_provider_prefs.patching.changes import Change, PlannedChange, carry_out
+        from airflow_provider_prefs.patching.resume import intent_record, planned_from_intent
 
         resource = self.resource()
-        planned = planned_from_intent(record, resource, self.log)
-        try:
-            if planned is not None:
-                return resume_change(resource, planned, log=self.log)
-            planned = plan_change(
-                resource, patch=self.patch, desired=self.desired, allow_type_changes=self.allow_type_changes
-            )
-            if not planned.unchanged and not self.is_dry_run and checkpoint.available:
-                planned = with_base(resource, planned)
+
+        def keep_intent(planned: PlannedChange) -> None:
+            if checkpoint.available:
                 checkpoint.set(CHANGE_KEY, intent_record(resource, planned))
                 self._checkpoint_kept = True
-            return send_change(resource, planned, dry_run=self.is_dry_run, log=self.log)
+
+        change = Change(patch=self.patch, desired=self.desired, allow_type_changes=self.allow_type_changes)
+        try:
+            return carry_out(
+                resource,
+                change,
+                recorded=planned_from_intent(record, resource, self.log),
+                record=keep_intent,
+                dry_run=self.is_dry_run,
+                log=self.log,
+            ).outcome
         except PrefsError as exc:
             if surely_not_applied(exc) and self._checkpoint_kept:
                 # The service refused it (or it never left): forget it, so that once the DAG or the

@@ -24,10 +24,13 @@ No HTTP here: a :class:`Resource` carries its hook's ``send`` (the transport cli
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import jsonpointer
 
 from airflow_provider_prefs.errors import (
     BadRequestError,
@@ -35,19 +38,29 @@ from airflow_provider_prefs.errors import (
     ConflictError,
     InvalidInputError,
     OutcomeUnknownError,
+    PatchValidationError,
+    quoted,
 )
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES, encode_json
 from airflow_provider_prefs.models import PatchOutcome
-from airflow_provider_prefs.patching.guards import prepare, safe_to_resend
+from airflow_provider_prefs.patching.guards import needs_guard, prepare, safe_to_resend
 from airflow_provider_prefs.patching.rules import (
     Patch,
     PatchRules,
+    apply_patch,
     plan_patch,
     render_preview,
     validate_desired,
     validate_patch,
 )
-from airflow_provider_prefs.patching.verdicts import Verdict, broken_guard, judge, judge_refusal, what_to_check
+from airflow_provider_prefs.patching.verdicts import (
+    Verdict,
+    broken_guard,
+    judge,
+    judge_refusal,
+    landed_among,
+    what_to_check,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -88,6 +101,10 @@ class Resource:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     #: The Airflow asset this resource belongs to (see :mod:`airflow_provider_prefs.assets`).
     asset_uri: str | None = None
+    #: True when the PATCH answer is the whole document (a profile); False when it is metadata (an offer).
+    answer_is_document: bool = True
+    #: Identity as the service compares it (see :attr:`~airflow_provider_prefs.hooks.base.ResourceDescription.key`).
+    key: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,16 @@ class PlannedChange:
         return not self.ops
 
 
+@dataclass(frozen=True)
+class Carried:
+    """How a change ended: the outcome, the document as it was left (None when not known), and what
+    the PATCH got (None when nothing was sent in the end: unchanged, dry run, an earlier try's copy)."""
+
+    outcome: PatchOutcome
+    document: dict[str, Any] | None = None
+    sent: PatchResult | None = None
+
+
 def plan_change(
     resource: Resource,
     *,
@@ -116,6 +143,7 @@ def plan_change(
     desired: Any = None,
     base: dict[str, Any] | None = None,
     allow_type_changes: bool = False,
+    pin_all: bool = False,
 ) -> PlannedChange:
     """Validate (and guard, when a second copy could apply twice) an explicit patch, or plan the
     minimal guarded patch from a desired state.
@@ -125,8 +153,9 @@ def plan_change(
     The returned ``ops`` are final: :func:`send_change` sends exactly them, and ``base`` is the
     document they were planned against (read only when a guard or the desired state needs it).
 
-    :param base: for an explicit patch, the document as the caller already read it: guards are
-        taken from it instead of from a fresh read.
+    :param base: the document as the caller already read it: guards (and a desired state's plan)
+        are taken from it instead of from a fresh read.
+    :param pin_all: guard idempotent operations too (see :func:`~.guards.add_guards`).
     """
     if (patch is None) == (desired is None):
         raise InvalidInputError(f"{resource.target}: give exactly one of patch or desired")
@@ -135,16 +164,21 @@ def plan_change(
         desired = validate_desired(desired, resource.rules)
         # The planned patch carries every desired value, so a desired state over the limit cannot fit.
         encode_json(desired, limit=limit, what=f"{resource.target}: desired state")
-        base = resource.read()
+        if base is None:
+            base = resource.read()
         ops = plan_patch(base, desired, resource.rules, allow_type_changes=allow_type_changes)
     else:
         ops = validate_patch(patch, resource.rules)
         encode_json(ops, limit=limit, what=f"PATCH {resource.target}")
         # A patch whose second copy would apply again is guarded here, against a read of the resource,
         # so the checkpointed ops are the guarded ones and a retry can resend them safely.
-        ops, base = prepare(ops, resource.rules, resource.read, base)
+        ops, base = prepare(ops, resource.rules, resource.read, base, pin_all=pin_all)
     if ops:
         encode_json(ops, limit=limit, what=f"PATCH {resource.target}")
+        if base is None and needs_guard(ops):
+            # Operations no test can pin (a copy to a new member): only the document they apply to can
+            # judge them after a lost answer, so it is read now and kept with the plan (and its record).
+            base = resource.read()
     return PlannedChange(ops=ops, base=base)
 
 
@@ -153,34 +187,69 @@ def send_change(
     planned: PlannedChange,
     *,
     dry_run: bool = False,
+    desired: bool = False,
     log: logging.Logger | Any = _log,
 ) -> PatchOutcome:
     """Preview (dry run) or send a planned change exactly once; return the outcome summary."""
+    return sent_change(resource, planned, dry_run=dry_run, desired=desired, log=log).outcome
+
+
+def sent_change(
+    resource: Resource,
+    planned: PlannedChange,
+    *,
+    dry_run: bool = False,
+    desired: bool = False,
+    log: logging.Logger | Any = _log,
+) -> Carried:
+    """:func:`send_change`, also returning the document as it was left and what the send got."""
     ops, current = planned.ops, planned.base
     if planned.unchanged:
         log.info("%s is already up to date; nothing sent", resource.target)
-        return resource.summarize(
-            PatchOutcome(status="unchanged", target=resource.target),
-            current if current is not None else resource.read(),
-        )
+        if current is None:
+            current = resource.read()
+        return Carried(resource.summarize(PatchOutcome(status="unchanged", target=resource.target), current), current)
     if dry_run:
         if current is None:
             current = resource.read()
         log.info("Dry run, nothing sent. %s:\n%s", resource.target, render_preview(current, ops, resource.rules))
-        return resource.summarize(PatchOutcome(status="dry_run", target=resource.target, operations=len(ops)), current)
+        outcome = PatchOutcome(status="dry_run", target=resource.target, operations=len(ops))
+        return Carried(resource.summarize(outcome, current), current)
     log.debug("%s: sending %d operation(s)", resource.target, len(ops))
-    result = send_exactly_once(resource, planned)
+    result = send_exactly_once(resource, planned, desired=desired)
     if result.reconciled:
         log.warning("%s: the answer was lost; a re-read confirmed the patch was applied once", resource.target)
     outcome = PatchOutcome(status="applied", target=resource.target, operations=len(ops), reconciled=result.reconciled)
-    return resource.summarize(outcome, result.answer)
+    return Carried(resource.summarize(outcome, result.answer), document_after(resource, planned, result), result)
 
 
-def send_exactly_once(resource: Resource, planned: PlannedChange) -> PatchResult:
+def document_after(resource: Resource, planned: PlannedChange, result: PatchResult) -> dict[str, Any] | None:
+    """The document right after ``planned`` landed: the answer itself where the service answers the
+    whole document, else the planned-against document patched and stamped with the answer's metadata.
+
+    Only a starting point for guards of the next change to the same resource: if anyone changed it
+    meanwhile, those guards fail and the next change is planned again on a fresh read.
+    """
+    answer = result.answer if isinstance(result.answer, dict) else None
+    if answer is None or result.reconciled or resource.answer_is_document:
+        return answer
+    if planned.base is None:
+        return None
+    try:
+        return {**apply_patch(planned.base, planned.ops), **answer}
+    except PatchValidationError:
+        return None
+
+
+def send_exactly_once(resource: Resource, planned: PlannedChange, *, desired: bool = False) -> PatchResult:
     """Send ``planned.ops`` as they are; after an uncertain outcome, re-read and resend only what is safe to resend.
 
     ``planned.base`` (the document the operations were planned against, if read) lets a lost
     answer be judged exactly; without it the operations' own guards decide.
+
+    Raises :class:`ConcurrentModificationError` when a guard no longer holds, with ``replannable``
+    set when none of the change's copies landed or can land later (for a desired state, ``desired``,
+    also when that cannot be told: planning it again from a fresh read is what a desired state means).
     """
     ops, base = planned.ops, planned.base
     action = f"PATCH {resource.target}"
@@ -196,6 +265,9 @@ def send_exactly_once(resource: Resource, planned: PlannedChange) -> PatchResult
             _log.warning("%s: %s; re-read: %s (%s)", action, uncertain, verdict.value, why)
             if verdict is Verdict.APPLIED:
                 return PatchResult(answer=current, reconciled=True, resends=resends)
+            failed = broken_guard(ops, current)
+            if failed is not None and (verdict is Verdict.NOT_APPLIED or desired):
+                raise _conflict(action, failed, current) from uncertain
             if verdict is Verdict.UNKNOWN:
                 raise OutcomeUnknownError(
                     f"{uncertain}. Re-reading the resource could not tell whether it was applied: {why}. "
@@ -225,11 +297,153 @@ def send_exactly_once(resource: Resource, planned: PlannedChange) -> PatchResult
             failed = broken_guard(ops, current)
             if failed is None:
                 raise
+            # No earlier copy of this change was ever sent: the refused one is all there was, and a
+            # refused patch applies nothing. Otherwise look for each of its changes among others'.
+            landed = False if resends == 0 else landed_among(ops, base, current) if base is not None else None
+            if landed is True:
+                _log.warning("%s: refused, but a re-read shows an earlier copy was applied (before others)", action)
+                return PatchResult(answer=current, reconciled=True, resends=resends)
+            if landed is None and not desired:
+                raise OutcomeUnknownError(
+                    f"{action} was sent {resends + 1} time(s) without a clear answer, then refused, and the "
+                    "resource was changed by others meanwhile, so a re-read cannot tell whether an earlier "
+                    f"copy was applied. To check: {what_to_check(ops)}."
+                ) from refused
+            raise _conflict(action, failed, current) from refused
+
+
+def _conflict(action: str, failed: dict[str, Any], current: dict[str, Any]) -> ConcurrentModificationError:
+    return ConcurrentModificationError(
+        f"{action} refused: the resource does not match the patch's test of {failed['path']} "
+        f"(expected {quoted(failed['value'])}), so it changed since the patch was planned or the test is "
+        "wrong. Nothing was applied; re-read the resource before patching again.",
+        replannable=True,
+        current=current,
+    )
+
+
+#: How often one change is planned again after its guard was broken by someone else's change.
+MAX_REPLANS = 5
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a caller wants done to one resource: an explicit JSON Patch, or a desired state."""
+
+    patch: Any = None
+    desired: Any = None
+    allow_type_changes: bool = False
+
+
+def carry_out(
+    resource: Resource,
+    change: Change,
+    *,
+    recorded: PlannedChange | None = None,
+    record: Callable[[PlannedChange], None] | None = None,
+    base: dict[str, Any] | None = None,
+    pin_all: bool = False,
+    dry_run: bool = False,
+    log: logging.Logger | Any = _log,
+) -> Carried:
+    """Plan, record and send one change exactly once; plan it again when someone else's change broke its guard.
+
+    :param recorded: the operations an earlier try recorded and sent without an answer: they are
+        judged on a fresh read and resent only if they did not land (never planned anew first).
+    :param record: called with each planned change before it is sent (a task's checkpoint): first
+        the plan, then every plan made again after a conflict.
+    :param base: the document as the caller knows it, for guards (see :func:`plan_change`).
+    :param pin_all: guard idempotent operations too (a later change of the same resource follows).
+
+    A refusal by a guard is not a failure when the change's intent still stands: a desired state,
+    an append, a replace are planned again on a fresh read (at most :data:`MAX_REPLANS` times) and
+    the outcome counts the ``replans``. It fails when the change itself no longer applies: the
+    patch's own ``test`` no longer holds, or an array position it names now holds something else.
+    """
+    is_desired = change.desired is not None
+    replans = 0
+    planned = recorded
+    origin = recorded.base if recorded is not None else base
+    while True:
+        try:
+            if planned is None:
+                planned = plan_change(
+                    resource,
+                    patch=change.patch,
+                    desired=change.desired,
+                    base=base,
+                    allow_type_changes=change.allow_type_changes,
+                    pin_all=pin_all,
+                )
+                origin = origin if origin is not None else planned.base
+                if record is not None and not planned.unchanged and not dry_run:
+                    record(planned)
+                carried = sent_change(resource, planned, dry_run=dry_run, desired=is_desired, log=log)
+            else:
+                from airflow_provider_prefs.patching.resume import resumed_change
+
+                carried = resumed_change(resource, planned, desired=is_desired, log=log)
+        except ConcurrentModificationError as conflict:
+            if not conflict.replannable or replans >= MAX_REPLANS:
+                if replans:
+                    raise ConcurrentModificationError(
+                        f"{conflict} (planned {replans + 1} times: the resource kept changing meanwhile)"
+                    ) from conflict
+                raise
+            replans += 1
+            base = conflict.current if conflict.current is not None else resource.read()
+            if not is_desired:
+                still_applies(change.patch, resource.rules, origin, base, resource.target)
+            log.info("%s changed since the patch was planned; planning it again (%d)", resource.target, replans)
+            planned = None
+            continue
+        if replans:
+            return dataclasses.replace(carried, outcome=carried.outcome.model_copy(update={"replans": replans}))
+        return carried
+
+
+def still_applies(
+    patch: Any, rules: PatchRules, origin: dict[str, Any] | None, current: dict[str, Any], target: str
+) -> None:
+    """Refuse to plan an explicit patch again when it no longer means what it meant.
+
+    Its own ``test`` ops must still hold, and every array position it names (``remove /a/2``) must
+    still hold what it held when first planned (``origin``); appends and member changes stand as they are.
+    """
+    marker = object()
+    for op in validate_patch(patch, rules):
+        pointer = jsonpointer.JsonPointer(op["path"])
+        if op["op"] == "test":
+            now = pointer.resolve(current, marker)
+            if now != op["value"]:
+                shown = "nothing" if now is marker else quoted(now)
+                raise ConcurrentModificationError(
+                    f"PATCH {target} refused: the resource does not match the patch's test of {op['path']} "
+                    f"(expected {quoted(op['value'])}, it has {shown}), so the change no longer applies. "
+                    "Nothing was applied."
+                )
+            continue
+        parts = pointer.parts
+        if not parts or not parts[-1].isdigit():
+            continue
+        array = jsonpointer.JsonPointer.from_parts(parts[:-1])
+        index = int(parts[-1]) + (0 if op["op"] == "add" else 1)
+        before = array.resolve(origin, marker) if origin is not None else marker
+        now = array.resolve(current, marker)
+        if not isinstance(before, list) or not isinstance(now, list) or before[:index] != now[:index]:
             raise ConcurrentModificationError(
-                f"{action} refused: the resource does not match the patch's test of {failed['path']} "
-                f"(expected {failed['value']!r}), so it changed since the patch was planned or the test is "
-                "wrong. Nothing was applied; re-read the resource before patching again."
-            ) from refused
+                f"PATCH {target} no longer applies: {op['op']} {op['path']} names an array position, and "
+                f"{array.path or '/'} changed since the patch was planned. Nothing was applied; re-read the "
+                "resource and patch it again."
+            )
+
+
+def patched(resource: Resource, patch: Any, base: dict[str, Any] | None = None) -> PatchResult:
+    """An explicit patch carried out (:func:`carry_out`), as the hooks' ``patch_*`` methods return it."""
+    carried = carry_out(resource, Change(patch=patch), base=base)
+    if carried.sent is not None:
+        return carried.sent
+    return PatchResult(answer=carried.document, reconciled=carried.outcome.reconciled)
 
 
 def apply_change(
@@ -241,6 +455,6 @@ def apply_change(
     allow_type_changes: bool = False,
     log: logging.Logger | Any = _log,
 ) -> PatchOutcome:
-    """Plan, then preview (dry run) or send exactly once: :func:`plan_change` + :func:`send_change`."""
-    planned = plan_change(resource, patch=patch, desired=desired, allow_type_changes=allow_type_changes)
-    return send_change(resource, planned, dry_run=dry_run, log=log)
+    """Plan, then preview (dry run) or send exactly once, planning again after a conflict: :func:`carry_out`."""
+    change = Change(patch=patch, desired=desired, allow_type_changes=allow_type_changes)
+    return carry_out(resource, change, dry_run=dry_run, log=log).outcome

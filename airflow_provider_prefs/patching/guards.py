@@ -64,15 +64,18 @@ def needs_guard(ops: Patch) -> bool:
     return not safe_to_resend(ops)
 
 
-def add_guards(ops: Patch, base: dict[str, Any]) -> Patch:
+def add_guards(ops: Patch, base: dict[str, Any], *, pin_all: bool = False) -> Patch:
     """``ops`` prefixed with ``test`` ops, from ``base``, pinning what its repeatable ops change.
 
     Idempotent ops are left unpinned (pinning them would only turn unrelated concurrent edits into
-    refusals). A ``copy`` to a new top-level member cannot be pinned; such a patch stays unguarded
-    and is never resent blindly (see :func:`airflow_provider_prefs.patching.changes.send_exactly_once`).
+    refusals), unless ``pin_all``: a bulk run pins them too when a later change of the same resource
+    follows, so that a late copy of this one can never land over it. A ``copy`` to a new top-level
+    member cannot be pinned; such a patch stays unguarded and is never resent blindly (see
+    :func:`airflow_provider_prefs.patching.changes.send_exactly_once`).
     """
     existing = {op["path"] for op in ops if op["op"] == "test"}
-    pins = [pin for pin in pin_values(base, [op for op in ops if repeat_changes(op)]) if pin["path"] not in existing]
+    pinned = [op for op in ops if op["op"] != "test" and (pin_all or repeat_changes(op))]
+    pins = [pin for pin in pin_values(base, pinned) if pin["path"] not in existing]
     return pins + ops
 
 
@@ -81,14 +84,17 @@ def prepare(
     rules: PatchRules,
     read: Callable[[], dict[str, Any]],
     base: dict[str, Any] | None = None,
+    *,
+    pin_all: bool = False,
 ) -> tuple[Patch, dict[str, Any] | None]:
     """The operations to send for validated ``ops``, and the document they were planned against.
 
     Reads the resource (only when ``base`` is not given and ``ops`` needs a guard) and returns the
-    guarded operations, validated again; idempotent or already guarded ``ops`` come back unchanged.
+    guarded operations, validated again; idempotent or already guarded ``ops`` come back unchanged,
+    unless ``pin_all`` (see :func:`add_guards`).
     """
-    if not needs_guard(ops):
+    if not (needs_guard(ops) or (pin_all and not is_guarded(ops))):
         return ops, base
     if base is None:
         base = read()
-    return validate_patch(add_guards(ops, base), rules), base
+    return validate_patch(add_guards(ops, base, pin_all=pin_all), rules), base

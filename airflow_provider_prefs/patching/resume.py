@@ -12,33 +12,20 @@ document they were written against), undecidable means :class:`OutcomeUnknownErr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from typing import Any
 
-from airflow_provider_prefs.errors import OutcomeUnknownError
+from airflow_provider_prefs.errors import ConcurrentModificationError, OutcomeUnknownError
 from airflow_provider_prefs.models import PatchOutcome
-from airflow_provider_prefs.patching.changes import PlannedChange, Resource, send_change
-from airflow_provider_prefs.patching.guards import needs_guard
-from airflow_provider_prefs.patching.verdicts import Verdict, judge
+from airflow_provider_prefs.patching.changes import Carried, PlannedChange, Resource, sent_change
+from airflow_provider_prefs.patching.verdicts import Verdict, broken_guard, judge
 
 _log = logging.getLogger(__name__)
 
 #: A planned-against document larger than this is not recorded (the task state store warns above
 #: 64 KiB per value); without it, an unguarded array patch is judged "unknown" rather than resent.
 MAX_RECORDED_BASE_BYTES = 32 * 1024
-
-
-def with_base(resource: Resource, planned: PlannedChange) -> PlannedChange:
-    """``planned`` with the document it applies to, when only that document can judge it later.
-
-    Unguarded array-position operations (``add /x/-``) cannot be judged after a lost answer
-    without it. The hook would read it anyway before sending; reading it here lets the task record it.
-    """
-    if planned.base is None and planned.ops and needs_guard(planned.ops):
-        return dataclasses.replace(planned, base=resource.read())
-    return planned
 
 
 def intent_record(resource: Resource, planned: PlannedChange) -> dict[str, Any]:
@@ -66,6 +53,13 @@ def planned_from_intent(record: Any, resource: Resource, log: logging.Logger | A
 
 def resume_change(resource: Resource, planned: PlannedChange, *, log: logging.Logger | Any = _log) -> PatchOutcome:
     """Finish a change an earlier try sent without an answer: judge it on a fresh read, send only if it did not land."""
+    return resumed_change(resource, planned, log=log).outcome
+
+
+def resumed_change(
+    resource: Resource, planned: PlannedChange, *, desired: bool = False, log: logging.Logger | Any = _log
+) -> Carried:
+    """:func:`resume_change`, also returning the document as it was left."""
     current = resource.read()
     verdict, why = judge(planned.ops, current, resource.rules, base=planned.base)
     if verdict is Verdict.APPLIED:
@@ -76,7 +70,16 @@ def resume_change(resource: Resource, planned: PlannedChange, *, log: logging.Lo
             why,
         )
         outcome = PatchOutcome(status="applied", target=resource.target, operations=len(planned.ops), reconciled=True)
-        return resource.summarize(outcome, current)
+        return Carried(resource.summarize(outcome, current), current)
+    failed = broken_guard(planned.ops, current)
+    if failed is not None and (verdict is Verdict.NOT_APPLIED or desired):
+        # Its guard no longer holds, so no copy of it can land: plan the change again (see carry_out).
+        raise ConcurrentModificationError(
+            f"{resource.target}: an earlier try of this task sent a patch and got no answer; it did not land and "
+            f"its test of {failed['path']} no longer holds",
+            replannable=True,
+            current=current,
+        )
     if verdict is Verdict.UNKNOWN:
         raise OutcomeUnknownError(
             f"{resource.target}: an earlier try of this task sent {len(planned.ops)} operation(s) and got no answer, "
@@ -89,4 +92,4 @@ def resume_change(resource: Resource, planned: PlannedChange, *, log: logging.Lo
         resource.target,
         why,
     )
-    return send_change(resource, planned, log=log)
+    return sent_change(resource, planned, desired=desired, log=log)

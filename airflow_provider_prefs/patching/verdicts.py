@@ -9,6 +9,8 @@ they are not on the send path itself.
   :func:`~airflow_provider_prefs.patching.guards.safe_to_resend` allows.
 * :func:`judge_refusal`: a patch the service refused (its guard broke) is nevertheless in place,
   because an earlier copy landed.
+* :func:`landed_among`: the same question when someone else changed the document too (another
+  task, another system): each change of the patch is looked for on its own.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ def judge(
             return Verdict.APPLIED, "the document already holds the patched values"
         return Verdict.NOT_APPLIED, "the patched values are not there yet (resending is harmless)"
     if base is not None:
+        landed = landed_among(ops, base, current)
+        if landed is True:
+            return Verdict.APPLIED, "each of its changes is in place (the document was changed by others too)"
+        if landed is False and broken_guard(ops, current) is not None:
+            # A copy still on its way is refused by the same broken guard: it can never land.
+            return Verdict.NOT_APPLIED, "none of its changes is there, and its test guard no longer holds"
         return Verdict.UNKNOWN, "the document changed, but not into the patched state (a concurrent change?)"
     return Verdict.UNKNOWN, (
         "the patch changes array positions and has no test guard, and no earlier copy of the document "
@@ -97,6 +105,58 @@ def judge_refusal(
         return is_guarded(ops) and _matches_patched(ops, current, rules, guards)
     # An untested idempotent patch refused on a resend: e.g. a remove whose first copy already landed.
     return not any(repeat_changes(op) for op in ops) and _present(ops, current, rules)
+
+
+def landed_among(ops: Patch, base: dict[str, Any], current: dict[str, Any]) -> bool | None:
+    """Whether every change of ``ops`` (planned on ``base``) is in ``current``, when others changed it too.
+
+    Each change is looked for on its own: an appended entry is there once more than in ``base``, a
+    removed element once less, a set member holds its new value. True when all are in place, False
+    when none is, None when some are, or when a change cannot be told apart from someone else's
+    (a member someone else set to a third value, a copy). An entry another writer appends with
+    exactly the same value as ours is indistinguishable from ours: it counts as ours.
+    """
+    found = [_change_landed(op, base, current) for op in ops if op["op"] != "test"]
+    if found and all(landed is True for landed in found):
+        return True
+    if found and all(landed is False for landed in found):
+        return False
+    return None
+
+
+def _change_landed(op: dict[str, Any], base: dict[str, Any], current: dict[str, Any]) -> bool | None:
+    marker = object()
+    pointer = jsonpointer.JsonPointer(op["path"])
+    parent_tokens, last = pointer.parts[:-1], pointer.parts[-1] if pointer.parts else None
+    parent_pointer = jsonpointer.JsonPointer.from_parts(parent_tokens)
+    before_parent = parent_pointer.resolve(base, marker)
+    now_parent = parent_pointer.resolve(current, marker)
+    if op["op"] in ("copy", "move") or last is None:
+        return None
+    if isinstance(before_parent, list):
+        if not isinstance(now_parent, list):
+            return None
+        if op["op"] == "add":
+            return now_parent.count(op["value"]) > before_parent.count(op["value"])
+        if not last.isdigit() or int(last) >= len(before_parent):
+            return None
+        element = before_parent[int(last)]
+        if op["op"] == "remove":
+            return now_parent.count(element) < before_parent.count(element)
+        if len(now_parent) != len(before_parent):
+            return None
+        return _member_landed(op["value"], element, now_parent[int(last)])
+    before = pointer.resolve(base, marker)
+    now = pointer.resolve(current, marker)
+    if op["op"] == "remove":
+        return True if now is marker else (False if now == before else None)
+    return _member_landed(op["value"], before, now)
+
+
+def _member_landed(value: Any, before: Any, now: Any) -> bool | None:
+    if now == value:
+        return True
+    return False if now == before else None
 
 
 def _holds(document: dict[str, Any], test_op: dict[str, Any]) -> bool:
