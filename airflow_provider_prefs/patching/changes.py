@@ -323,7 +323,7 @@ def _conflict(action: str, failed: dict[str, Any], current: dict[str, Any]) -> C
 
 
 #: How often one change is planned again after its guard was broken by someone else's change.
-MAX_REPLANS = 5
+MAX_REPLANS = 20
 
 
 @dataclass(frozen=True)
