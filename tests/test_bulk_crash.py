@@ -1,7 +1,8 @@
 """A bulk task SIGKILLed midway and run again applies every item exactly once (real Airflow, real store).
 
-``airflow dags test`` runs a ``BulkProfilePatchOperator`` over 2,000 unguarded array appends
-(``add /CustomFields/-``, one per profile); once the sandbox journal shows about half of them, the
+``airflow dags test`` runs a ``BulkProfilePatchOperator`` over 2,000 array appends (``add
+/CustomFields/-``, one per profile), or over a feed of 2,000 events for 100 customers (appends and
+replaces, interleaved, 20 per customer); once the sandbox journal shows about half of them, the
 process is killed by PID, then the same task instance runs again: the killed run left its DAG run in
 the database, so ``airflow tasks test`` for the same logical date finds that run, and with it the
 task state store. (A second ``airflow dags test`` would not do: it deletes and recreates the DAG run,
@@ -33,6 +34,8 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ITEMS = 2000
 KILL_AFTER = 1000
 IN_FLIGHT = 8
+#: At most this many items are recorded in flight at any moment (see bulk.progress): a resumed try re-judges no more.
+RESUME_WINDOW = IN_FLIGHT
 MARK = "crash-test"
 DAG_ID = "bulk_crash_resume"
 LOGICAL_DATE = "2026-11-25"
@@ -60,34 +63,53 @@ def email(n: int) -> str:
     return f"crash{n:05d}@example.com"
 
 
-@pytest.fixture
-def bulk_dag(tmp_path: Path, sandbox: Any) -> dict[str, str]:
-    """An AIRFLOW_HOME with the crash DAG, 2,000 fresh profiles in the sandbox, and the items file."""
+#: The feed-shaped run: this many customers, each with ITEMS // FEED_PROFILES events, interleaved.
+FEED_PROFILES = 100
+
+
+def distinct_items() -> tuple[int, list[dict[str, Any]]]:
+    """One unguarded-looking append per profile, 2,000 profiles."""
+    append = [{"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK, "Value": "1"}}]
+    return ITEMS, [{"alternate_id": email(n), "patch": append} for n in range(ITEMS)]
+
+
+def feed_items() -> tuple[int, list[dict[str, Any]]]:
+    """20 events per customer over 100 customers, interleaved: appends (even steps) and replaces (odd steps),
+    the id spelled in upper case every other step."""
+    rows = []
+    for step in range(ITEMS // FEED_PROFILES):
+        for n in range(FEED_PROFILES):
+            alternate_id = email(n).upper() if step % 2 else email(n)
+            if step % 2:
+                patch = [{"op": "replace", "path": "/CustomerType", "value": f"v{step}"}]
+            else:
+                patch = [{"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK, "Value": str(step)}}]
+            rows.append({"alternate_id": alternate_id, "patch": patch})
+    return FEED_PROFILES, rows
+
+
+@pytest.fixture(params=["distinct", "feed"])
+def bulk_dag(request: pytest.FixtureRequest, tmp_path: Path, sandbox: Any) -> dict[str, str]:
+    """An AIRFLOW_HOME with the crash DAG, fresh profiles in the sandbox, and the items file."""
+    count, rows = distinct_items() if request.param == "distinct" else feed_items()
     profiles = [
         {
             "alternate_id": email(n),
             "alternate_id_type": "Email",
             "profile": {"ProfileId": 50_000 + n, "IsActive": True, "CustomerType": "Retail", "CustomFields": []},
         }
-        for n in range(ITEMS)
+        for n in range(count)
     ]
-    request = urllib.request.Request(
+    request_ = urllib.request.Request(
         f"{sandbox.url}/_sandbox/profiles/DEMO",
         data=json.dumps({"profiles": profiles}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        assert json.loads(answer.read()) == {"added": ITEMS}
+    with urllib.request.urlopen(request_, timeout=60) as answer:
+        assert json.loads(answer.read()) == {"added": count}
     items = tmp_path / "items.jsonl"
-    lines = (
-        {
-            "alternate_id": email(n),
-            "patch": [{"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK, "Value": "1"}}],
-        }
-        for n in range(ITEMS)
-    )
-    items.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    items.write_text("".join(json.dumps(line) + "\n" for line in rows))
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "bulk_crash_resume.py").write_text(DAG_FILE.format(dag_id=DAG_ID, items=str(items), IN_FLIGHT=IN_FLIGHT))
@@ -96,6 +118,7 @@ def bulk_dag(tmp_path: Path, sandbox: Any) -> dict[str, str]:
         "AIRFLOW_HOME": str(tmp_path / "home"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PREFS_CRASH_SHAPE": request.param,
         **airflow_conn_env(sandbox.url, **FAST_TRANSPORT),
     }
     migrated_db(env, tmp_path / "home")
@@ -132,10 +155,11 @@ def start_first_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(FIRST_RUN, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def entries_per_profile(sandbox: Any) -> list[int]:
+def entries_per_profile(sandbox: Any, count: int) -> list[list[str]]:
+    """The ``Value`` of each crash-test entry of each profile, in array order."""
     return [
-        sum(1 for f in sandbox.state.profile("DEMO", email(n), "Email")["CustomFields"] if f.get("Name") == MARK)
-        for n in range(ITEMS)
+        [f["Value"] for f in sandbox.state.profile("DEMO", email(n), "Email")["CustomFields"] if f.get("Name") == MARK]
+        for n in range(count)
     ]
 
 
@@ -173,12 +197,21 @@ def test_bulk_killed_midway_then_rerun_applies_every_item_exactly_once(
     assert KILL_AFTER <= killed_at < ITEMS, killed_at
 
     second = subprocess.run(RERUN, env=bulk_dag, capture_output=True, text=True, timeout=240)
-    counts = entries_per_profile(sandbox)
-    duplicated = sum(1 for c in counts if c > 1)
-    missing = sum(1 for c in counts if c == 0)
-    print(f"killed after {killed_at} PATCHes; duplicated {duplicated}, missing {missing}")
-    assert (duplicated, missing) == (0, 0), second.stdout[-3000:] + second.stderr[-3000:]
+    feed = bulk_dag["PREFS_CRASH_SHAPE"] == "feed"
+    count = FEED_PROFILES if feed else ITEMS
+    # In input order, each exactly once: a feed's appends carry their step, the distinct run one entry each.
+    wanted = [str(step) for step in range(0, ITEMS // FEED_PROFILES, 2)] if feed else ["1"]
+    entries = entries_per_profile(sandbox, count)
+    duplicated = sum(1 for values in entries if len(values) > len(set(values)))
+    missing = sum(1 for values in entries if not set(wanted) <= set(values))
+    out_of_order = sum(1 for values in entries if values != wanted)
+    print(f"killed after {killed_at} PATCHes; duplicated {duplicated}, missing {missing}, out of order {out_of_order}")
+    assert (duplicated, missing, out_of_order) == (0, 0, 0), second.stdout[-3000:] + second.stderr[-3000:]
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    if feed:
+        last = f"v{ITEMS // FEED_PROFILES - 1}"
+        types = [sandbox.state.profile("DEMO", email(n), "Email")["CustomerType"] for n in range(count)]
+        assert types == [last] * count  # no older replace landed after a newer one
     report = bulk_report(bulk_dag)
     print("report of the rerun:", {k: v for k, v in report.items() if k != "failures"})
     assert report["total"] == ITEMS and report["applied"] == ITEMS and report["failed"] == 0, report
@@ -186,4 +219,4 @@ def test_bulk_killed_midway_then_rerun_applies_every_item_exactly_once(
     # Items the first try finished were all PATCHed; the ones it left in flight had their operations
     # recorded before sending, so some may never have left (killed in between): at most one window.
     assert report["skipped"] <= killed_at, report
-    assert report["resumed"] <= IN_FLIGHT, report
+    assert report["resumed"] <= RESUME_WINDOW, report
