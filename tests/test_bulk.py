@@ -208,3 +208,17 @@ def test_an_items_iterable_that_breaks_midway_still_reports(connections: Any) ->
         BulkProfilePatchOperator(task_id="bulk", items=items(), alternate_id_type="Email").execute({"ti": ti})
     report = ti.xcom["bulk_report"]
     assert report["applied"] == 1 and "disk went away" in report["failures"][0]["error"]
+
+
+def test_items_as_a_list_are_data_not_templates_but_a_path_is_rendered() -> None:
+    """Rendering walks every string of every item (seconds for 10,000 items), and feed values are data."""
+    listed = BulkProfilePatchOperator(
+        task_id="bulk", items=[{"alternate_id": "{{ ds }}", "desired": {}}], conn_id="{{ params.conn }}"
+    )
+    listed.render_template_fields({"ds": "2026-12-05", "params": {"conn": "mypreferences_x"}})
+    assert listed.items == [{"alternate_id": "{{ ds }}", "desired": {}}]
+    assert listed.conn_id == "mypreferences_x"  # the other template fields still render
+
+    path = BulkProfilePatchOperator(task_id="bulk", items="/data/{{ ds }}.jsonl")
+    path.render_template_fields({"ds": "2026-12-05"})
+    assert path.items == "/data/2026-12-05.jsonl"

@@ -48,7 +48,9 @@ class BulkPatchOperatorBase(ChangeOperatorBase):
 
     :param items: a list of items, its JSON text, or a JSON Lines file (streamed line by line): a
         local ``*.jsonl`` path, a URI (``file://``, ``s3://``, ``memory://``...) or an
-        :class:`airflow.sdk.ObjectStoragePath`.
+        :class:`airflow.sdk.ObjectStoragePath`; or an XComArg giving one of these. A string is
+        rendered as a template; the items of a list are not (they are data, and rendering
+        thousands of them would delay the task by seconds).
     :param report_path: where to write one JSON line per item, ``{"target", "status", "error"}``
         (path, URI or ``ObjectStoragePath``; truncated first). The XCom report only counts and lists
         the first failures; this is the full record. A retry that resumes writes the items it handled.
@@ -78,6 +80,19 @@ class BulkPatchOperatorBase(ChangeOperatorBase):
     def apply_items(self, items: Iterator[Any], options: BulkOptions) -> BulkReport:
         """Apply the items through the service hook's bulk method with these run options."""
         raise NotImplementedError
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Render the template fields, except the contents of ``items`` given as a list or tuple.
+
+        ``items`` as a string (JSON text, a path, a URI) or an ``ObjectStoragePath`` is rendered, and
+        an XComArg is resolved, as usual; but a list is used as it is: rendering walks every string
+        of every item (about a second per thousand items), and a feed's values are data, not templates.
+        """
+        if not isinstance(self.items, list | tuple):
+            super().render_template_fields(context, jinja_env)
+            return
+        fields = [name for name in self.template_fields if name != "items"]
+        self._do_render_template_fields(self, fields, context, jinja_env or self.get_template_env(), set())
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Apply every item (resuming an earlier try), push the report, fail at the end if any item failed."""
