@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_prefs.bulk.runner import run_bulk
+from airflow_provider_prefs.bulk.runner import LOOKAHEAD_PER_THREAD, run_bulk
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.models import PatchOutcome
@@ -38,7 +38,8 @@ def test_run_bulk_bounds_concurrency_and_consumes_input_lazily() -> None:
         with lock:
             in_flight += 1
             peak = max(peak, in_flight)
-            assert pulled - n <= 2 * 4 + 1  # never more than a small window read ahead
+            # never more than a small window read ahead: the lookahead, plus the items handed out
+            assert pulled - n <= (LOOKAHEAD_PER_THREAD + 2) * 4 + 1
         time.sleep(0.002)
         with lock:
             in_flight -= 1

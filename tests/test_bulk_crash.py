@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from conftest import FAST_TRANSPORT
 
+from airflow_provider_prefs.bulk.runner import RECORDED_AHEAD
 from airflow_provider_prefs.sandbox.connections import airflow_conn_env
 
 pytest.importorskip("airflow.sdk.bases.resumablejobmixin", reason="the task state store needs Airflow 3.3+")
@@ -34,8 +35,8 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ITEMS = 2000
 KILL_AFTER = 1000
 IN_FLIGHT = 8
-#: At most this many items are recorded in flight at any moment (see bulk.progress): a resumed try re-judges no more.
-RESUME_WINDOW = IN_FLIGHT
+#: At most this many items are recorded in flight at any moment (see bulk.runner): a resumed try re-judges no more.
+RESUME_WINDOW = RECORDED_AHEAD * IN_FLIGHT
 MARK = "crash-test"
 DAG_ID = "bulk_crash_resume"
 LOGICAL_DATE = "2026-11-25"
@@ -80,6 +81,7 @@ def feed_items() -> tuple[int, list[dict[str, Any]]]:
     for step in range(ITEMS // FEED_PROFILES):
         for n in range(FEED_PROFILES):
             alternate_id = email(n).upper() if step % 2 else email(n)
+            patch: list[dict[str, Any]]
             if step % 2:
                 patch = [{"op": "replace", "path": "/CustomerType", "value": f"v{step}"}]
             else:

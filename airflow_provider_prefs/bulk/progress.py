@@ -11,11 +11,11 @@ edited file): the resumed run recomputes it while skipping and refuses to contin
 
 Writes are batched: intents are group-committed (every sender waits until a write containing its
 intent is stored, and one write covers every intent registered meanwhile); finished items are
-written at most once per ``flush_interval`` and at the end. Each write is a round trip through
-Airflow's execution API (~20 ms idle, far more under load) while a PATCH to a nearby service takes a
-few, so before writing, a writer lingers until the items whose intents are already stored and that
-are still being sent have come back with their next intents, for at most as long as one write took:
-one write then covers every thread instead of alternating between one and the rest.
+folded into the next write, and written on their own at most once per ``flush_interval`` and at the
+end. Each write is a round trip through Airflow's execution API (~15 ms idle, far more under load)
+while a PATCH to a nearby service takes a few, so the runner keeps more items planned than it sends
+at once (see :data:`~airflow_provider_prefs.bulk.runner.RECORDED_AHEAD`): while one window of items
+is on the wire, the intents of the next are being written, and a sender rarely waits for the store.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ STATE_VERSION = 1
 #: Key of the state inside the operator's checkpoint namespace.
 STATE_KEY = "progress"
 _COUNTED = ("applied", "unchanged", "failed")
-#: The longest a writer waits for other senders to register their intents (see the module docstring).
-MAX_LINGER_SECONDS = 0.1
 
 
 class Store(Protocol):
@@ -107,17 +105,9 @@ class BulkProgress:
     def __init__(self, store: Store | None, *, flush_interval: float = 1.0) -> None:
         self._store = store if store is not None and store.available else None
         self._lock = threading.Lock()
-        #: Signalled when an intent is registered (a lingering writer waits on it).
-        self._registered = threading.Condition(self._lock)
-        #: Intents registered since the last write was taken.
-        self._fresh = 0
         self._flush_lock = threading.Lock()
         self._version = 0
         self._durable = 0
-        #: Items whose intent is stored and that have not finished yet: being sent right now.
-        self._sending: set[int] = set()
-        #: How long the last store write took: the bound of the next linger.
-        self._write_seconds = 0.0
         #: Checkpoint writes so far (logged at the end of a run: they should be far fewer than items).
         self.writes = 0
         self._last_flush = time.monotonic()
@@ -174,17 +164,12 @@ class BulkProgress:
             self._inflight[index] = {"d": digest, "ops": ops}
             self._version += 1
             version = self._version
-            self._fresh += 1
-            self._registered.notify_all()
-        self._write_through(version, linger=True)
-        with self._lock:
-            self._sending.add(index)
+        self._write_through(version)
 
     def finish(self, index: int, digest: str, status: str) -> None:
         """Item ``index`` is finished (applied, unchanged, dry run or failed); written in batches."""
         with self._lock:
             self._inflight.pop(index, None)
-            self._sending.discard(index)
             if status in self._counts:
                 self._counts[status] += 1
             if index == self._next:
@@ -206,7 +191,7 @@ class BulkProgress:
             version = self._version
         self._write_through(version)
 
-    def _write_through(self, version: int, *, linger: bool = False) -> None:
+    def _write_through(self, version: int) -> None:
         """Group commit: make sure a write containing ``version`` is stored (one write serves many)."""
         if self._store is None:
             return
@@ -214,25 +199,12 @@ class BulkProgress:
             if self._durable >= version:
                 return
             with self._lock:
-                if linger:
-                    self._linger()
                 snapshot = self._snapshot()
                 taken = self._version
-                self._fresh = 0
-            started = time.monotonic()
             self._store.set(STATE_KEY, snapshot)
             self._last_flush = time.monotonic()
-            self._write_seconds = self._last_flush - started
             self._durable = taken
             self.writes += 1
-
-    def _linger(self) -> None:
-        """Wait (lock held, released while waiting) for senders to register their next intents, or one write's time."""
-        deadline = time.monotonic() + min(self._write_seconds, MAX_LINGER_SECONDS)
-        # Those waiting for this write, plus those still sending an item whose intent is stored.
-        expected = self._fresh + len(self._sending)
-        while self._fresh < expected and (left := deadline - time.monotonic()) > 0:
-            self._registered.wait(left)
 
     def _snapshot(self) -> dict[str, Any]:
         return {

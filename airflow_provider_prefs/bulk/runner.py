@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -162,6 +163,11 @@ def run_bulk(
     return report
 
 
+#: With a checkpoint, items planned (their intents being stored, or stored) per item being sent: while
+#: one window is on the wire, the next one's intents are written. A resumed try re-judges at most
+#: this many items per ``max_concurrency`` (32 at the default 8).
+RECORDED_AHEAD = 4
+
 #: Items read ahead of the next one handed to a thread, per thread: how far a run looks for a later
 #: change of the same resource (see :func:`apply_changes`, which then guards the earlier one).
 LOOKAHEAD_PER_THREAD = 2
@@ -198,38 +204,44 @@ class _OrderedDispatcher:
         self.finished: set[int] = set()
 
     def run(self, items: Iterator[Any]) -> None:
+        """Read, hand out and collect until every item is finished."""
         sequence = 0
         exhausted = False
         while True:
-            while not exhausted and len(self.buffer) <= self.lookahead and self._window_open(sequence):
-                item = next(items, _END)
-                if item is _END:
-                    exhausted = True
-                    break
-                key = self.key_of(item)
-                self.buffer.append((sequence, item, key))
-                self.unfinished.append(sequence)
-                if key is not None:
-                    self.queued[key] += 1
-                sequence += 1
-            # Hand out what is read, keeping the lookahead, unless no more can be read for now.
-            reading_blocked = exhausted or not self._window_open(sequence)
-            while (
-                self.buffer
-                and len(self.pending) < self.max_pending
-                and (len(self.buffer) > self.lookahead or reading_blocked)
-            ):
-                seq, item, key = self.buffer.popleft()
-                if key is not None and key in self.waiting:
-                    self.waiting[key].append((seq, item))
-                else:
-                    self._submit(seq, item, key)
+            moved = True
+            while moved:
+                moved = False
+                if not exhausted and len(self.buffer) <= self.lookahead and self._window_open(sequence):
+                    item = next(items, _END)
+                    if item is _END:
+                        exhausted = True
+                    else:
+                        key = self.key_of(item)
+                        self.buffer.append((sequence, item, key))
+                        self.unfinished.append(sequence)
+                        if key is not None:
+                            self.queued[key] += 1
+                        sequence += 1
+                        moved = True
+                # Hand out what is read, keeping the lookahead full unless no more can be read for now.
+                reading_blocked = exhausted or not self._window_open(sequence)
+                if (
+                    self.buffer
+                    and len(self.pending) < self.max_pending
+                    and (len(self.buffer) > self.lookahead or reading_blocked)
+                ):
+                    seq, item, key = self.buffer.popleft()
+                    if key is not None and key in self.waiting:
+                        self.waiting[key].append((seq, item))
+                    else:
+                        self._submit(seq, item, key)
+                    moved = True
             if not self.pending:
                 if exhausted and not self.buffer:
                     return
                 continue
             done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
-            for future in done:
+            for future in sorted(done, key=lambda f: self.pending[f][0]):  # in input order, where there is a choice
                 self._finished(future)
 
     def _window_open(self, sequence: int) -> bool:
@@ -327,16 +339,22 @@ def apply_changes(
         )
     #: The document each resource was left in by its last change, kept only while a later one follows.
     documents: dict[Hashable, dict[str, Any]] = {}
+    # ``max_concurrency`` items hold a connection at once; with a checkpoint, more are planned and wait
+    # for their intents to be stored meanwhile, without holding one, so the store's latency overlaps
+    # the network instead of gating it.
+    connections = threading.BoundedSemaphore(max_concurrency)
+    planned_at_once = RECORDED_AHEAD * max_concurrency if progress.enabled else max_concurrency
 
     def handle(work: BulkItem) -> PatchOutcome:
-        outcome = apply_item(work, progress, documents, dry_run=dry_run, log=log)
+        with connections:
+            outcome = apply_item(work, progress, documents, connections, dry_run=dry_run, log=log)
         progress.finish(work.index, work.digest, outcome.status)
         return outcome
 
     report = run_bulk(
         with_resources(numbered(items, progress, report), resource_of),
         handle,
-        max_concurrency=max_concurrency,
+        max_concurrency=planned_at_once,
         report=report,
         label=lambda work: work.label,
         on_outcome=on_outcome,
@@ -369,12 +387,23 @@ def apply_item(
     work: BulkItem,
     progress: BulkProgress,
     documents: dict[Hashable, dict[str, Any]],
+    connections: threading.BoundedSemaphore,
     *,
     dry_run: bool,
     log: logging.Logger | Any = _log,
 ) -> PatchOutcome:
-    """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops."""
+    """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops.
+
+    Called holding one of the run's ``connections``; it is given back while the intent is being stored.
+    """
     from airflow_provider_prefs.patching.changes import Change, PlannedChange, carry_out
+
+    def record(planned: PlannedChange) -> None:
+        connections.release()
+        try:
+            progress.begin(work.index, work.digest, planned.ops)
+        finally:
+            connections.acquire()
 
     resource = work.resource
     if resource is None:
@@ -388,7 +417,7 @@ def apply_item(
             resource,
             change,
             recorded=PlannedChange(ops=work.resumed_ops) if work.resumed_ops is not None else None,
-            record=lambda planned: progress.begin(work.index, work.digest, planned.ops),
+            record=record,
             base=known if work.followed else None,
             pin_all=work.followed,
             dry_run=dry_run,
