@@ -18,11 +18,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from appends import add_profiles, duplicated_and_missing, emails, entries_per_profile, write_items
 from conftest import FAST_TRANSPORT
 
 from airflow_provider_prefs.sandbox.connections import airflow_conn_env
@@ -33,7 +33,6 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ITEMS = 2000
 KILL_AFTER = 1000
 IN_FLIGHT = 8
-MARK = "crash-test"
 DAG_ID = "bulk_crash_resume"
 LOGICAL_DATE = "2026-11-25"
 
@@ -56,38 +55,14 @@ with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catc
 """
 
 
-def email(n: int) -> str:
-    return f"crash{n:05d}@example.com"
+EMAILS = emails(ITEMS)
 
 
 @pytest.fixture
 def bulk_dag(tmp_path: Path, sandbox: Any) -> dict[str, str]:
     """An AIRFLOW_HOME with the crash DAG, 2,000 fresh profiles in the sandbox, and the items file."""
-    profiles = [
-        {
-            "alternate_id": email(n),
-            "alternate_id_type": "Email",
-            "profile": {"ProfileId": 50_000 + n, "IsActive": True, "CustomerType": "Retail", "CustomFields": []},
-        }
-        for n in range(ITEMS)
-    ]
-    request = urllib.request.Request(
-        f"{sandbox.url}/_sandbox/profiles/DEMO",
-        data=json.dumps({"profiles": profiles}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        assert json.loads(answer.read()) == {"added": ITEMS}
-    items = tmp_path / "items.jsonl"
-    lines = (
-        {
-            "alternate_id": email(n),
-            "patch": [{"op": "add", "path": "/CustomFields/-", "value": {"Name": MARK, "Value": "1"}}],
-        }
-        for n in range(ITEMS)
-    )
-    items.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    add_profiles(sandbox.url, EMAILS)
+    items = write_items(tmp_path / "items.jsonl", EMAILS)
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "bulk_crash_resume.py").write_text(DAG_FILE.format(dag_id=DAG_ID, items=str(items), IN_FLIGHT=IN_FLIGHT))
@@ -132,13 +107,6 @@ def start_first_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(FIRST_RUN, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def entries_per_profile(sandbox: Any) -> list[int]:
-    return [
-        sum(1 for f in sandbox.state.profile("DEMO", email(n), "Email")["CustomFields"] if f.get("Name") == MARK)
-        for n in range(ITEMS)
-    ]
-
-
 def bulk_report(env: dict[str, str]) -> dict[str, Any]:
     """The ``bulk_report`` XCom of the rerun, read from the metadata database."""
     code = textwrap.dedent(
@@ -173,9 +141,7 @@ def test_bulk_killed_midway_then_rerun_applies_every_item_exactly_once(
     assert KILL_AFTER <= killed_at < ITEMS, killed_at
 
     second = subprocess.run(RERUN, env=bulk_dag, capture_output=True, text=True, timeout=240)
-    counts = entries_per_profile(sandbox)
-    duplicated = sum(1 for c in counts if c > 1)
-    missing = sum(1 for c in counts if c == 0)
+    duplicated, missing = duplicated_and_missing(entries_per_profile(sandbox, EMAILS))
     print(f"killed after {killed_at} PATCHes; duplicated {duplicated}, missing {missing}")
     assert (duplicated, missing) == (0, 0), second.stdout[-3000:] + second.stderr[-3000:]
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
