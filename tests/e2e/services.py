@@ -137,9 +137,11 @@ class PostgresServer(_Server):
         self.user = "postgres" if os.geteuid() == 0 else None
         folder = folder.resolve()  # initdb and postgres run in another cwd
         folder.mkdir(parents=True, exist_ok=True)
+        #: A folder of ours in /tmp, removed by stop(): when the `postgres` user cannot enter ``folder``.
+        self.temporary: Path | None = None
         if self.user is not None and not _reachable_by(folder, pwd.getpwnam(self.user).pw_uid):
             # A clone in a folder only root may enter (say 0700): the data then lives in /tmp.
-            folder = Path(tempfile.mkdtemp(prefix="prefs-e2e-postgres-"))
+            folder = self.temporary = Path(tempfile.mkdtemp(prefix="prefs-e2e-postgres-"))
         super().__init__(folder / "postgres.log")
         self.data = folder / "data"
         self.url = f"postgresql+psycopg2://airflow@127.0.0.1:{self.port}/airflow"
@@ -196,6 +198,8 @@ class PostgresServer(_Server):
     def stop(self, sig: signal.Signals = signal.SIGINT) -> None:
         """SIGINT is PostgreSQL's "fast" shutdown: it ends the sessions of processes that were killed."""
         super().stop(sig)
+        if self.temporary is not None:
+            shutil.rmtree(self.temporary, ignore_errors=True)
 
 
 class RedisServer(_Server):
