@@ -142,6 +142,7 @@ class PostgresServer(_Server):
         if self.user is not None and not _reachable_by(folder, pwd.getpwnam(self.user).pw_uid):
             # A clone in a folder only root may enter (say 0700): the data then lives in /tmp.
             folder = self.temporary = Path(tempfile.mkdtemp(prefix="prefs-e2e-postgres-"))
+            folder.chmod(0o711)  # mkdtemp makes it 0700: the `postgres` user must enter it (the data stays 0700)
         super().__init__(folder / "postgres.log")
         self.data = folder / "data"
         self.url = f"postgresql+psycopg2://airflow@127.0.0.1:{self.port}/airflow"
