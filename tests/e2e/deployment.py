@@ -4,8 +4,8 @@
 Celery worker run as separate process groups, each logging to ``<home>/process-logs/<name>.log``,
 all sharing one environment (so the ``AIRFLOW_CONN_*`` connections reach every one of them, the
 triggerer included) and one metadata database. The default :class:`Backend` is the LocalExecutor on
-SQLite (Airflow 3 accepts it; ``airflow standalone`` does it); :data:`Backend` also describes a
-CeleryExecutor on PostgreSQL and Redis (servers from ``e2e.services``).
+SQLite (Airflow 3 accepts it; ``airflow standalone`` does it); a ``Backend`` with a database URL, a
+broker and workers is the CeleryExecutor on PostgreSQL and Redis (servers from ``e2e.services``).
 """
 
 from __future__ import annotations
