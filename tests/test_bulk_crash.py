@@ -19,11 +19,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from appends import MARK, add_profiles, emails
 from conftest import FAST_TRANSPORT
 
 from airflow_provider_prefs.bulk.runner import RECORDED_AHEAD
@@ -37,7 +37,6 @@ KILL_AFTER = 1000
 IN_FLIGHT = 8
 #: At most this many items are recorded in flight at any moment (see bulk.runner): a resumed try re-judges no more.
 RESUME_WINDOW = RECORDED_AHEAD * IN_FLIGHT
-MARK = "crash-test"
 DAG_ID = "bulk_crash_resume"
 LOGICAL_DATE = "2026-11-25"
 
@@ -60,8 +59,11 @@ with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catc
 """
 
 
+EMAILS = emails(ITEMS)
+
+
 def email(n: int) -> str:
-    return f"crash{n:05d}@example.com"
+    return EMAILS[n]
 
 
 #: The feed-shaped run: this many customers, each with ITEMS // FEED_PROFILES events, interleaved.
@@ -94,22 +96,7 @@ def feed_items() -> tuple[int, list[dict[str, Any]]]:
 def bulk_dag(request: pytest.FixtureRequest, tmp_path: Path, sandbox: Any) -> dict[str, str]:
     """An AIRFLOW_HOME with the crash DAG, fresh profiles in the sandbox, and the items file."""
     count, rows = distinct_items() if request.param == "distinct" else feed_items()
-    profiles = [
-        {
-            "alternate_id": email(n),
-            "alternate_id_type": "Email",
-            "profile": {"ProfileId": 50_000 + n, "IsActive": True, "CustomerType": "Retail", "CustomFields": []},
-        }
-        for n in range(count)
-    ]
-    request_ = urllib.request.Request(
-        f"{sandbox.url}/_sandbox/profiles/DEMO",
-        data=json.dumps({"profiles": profiles}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request_, timeout=60) as answer:
-        assert json.loads(answer.read()) == {"added": count}
+    add_profiles(sandbox.url, EMAILS[:count])
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps(line) + "\n" for line in rows))
     dags = tmp_path / "dags"

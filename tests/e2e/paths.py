@@ -10,3 +10,5 @@ DAGS_EXAMPLES = ROOT / "dags_examples"
 #: DAGs only the e2e suite runs (next to the examples in the deployment's DAGs folder).
 E2E_DAGS = Path(__file__).parent / "dags"
 SCREENSHOTS = BUILD / "screenshots"
+#: DAGs only the CeleryExecutor configuration runs (the crash and restart cases).
+CELERY_DAGS = Path(__file__).parent / "celery_dags"

@@ -22,7 +22,6 @@ from airflow_provider_prefs.sandbox.connections import (
     MP_STATIC_TOKEN,
 )
 from e2e.deployment import Deployment
-from e2e.paths import DAGS_EXAMPLES
 from e2e.runs import (
     LOGICAL_DATE,
     Run,
@@ -44,17 +43,6 @@ ASSET_RUN_TIMEOUT = 90.0
 DATED_RUN_CONF: dict[str, dict[str, Any]] = {"profile_preferences_sync": {"alternate_id": "grace@example.com"}}
 #: The offer the refresh example changes, as an asset (what the operators emit).
 OFFER_ASSET_URI = "adobe-offer://DEMO123%40AdobeOrg/dev/fallbackOffer1234"
-
-
-@pytest.fixture(scope="module")
-def example_dags() -> dict[str, Any]:
-    """The example DAGs as parsed here (to find their deferrable tasks by class)."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(DAGS_EXAMPLES))
-    assert not bag.import_errors
-    assert bag.dags, "no example DAG found"
-    return dict(bag.dags)
 
 
 @pytest.fixture(scope="module")
