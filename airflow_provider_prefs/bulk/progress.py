@@ -105,7 +105,9 @@ class BulkProgress:
     def __init__(self, store: Store | None, *, flush_interval: float = 1.0) -> None:
         self._store = store if store is not None and store.available else None
         self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        #: Signalled when a write ends: the senders it covered go on at once, and one other becomes the writer.
+        self._written = threading.Condition(self._lock)
+        self._writing = False
         self._version = 0
         self._durable = 0
         #: Checkpoint writes so far (logged at the end of a run: they should be far fewer than items).
@@ -192,19 +194,33 @@ class BulkProgress:
         self._write_through(version)
 
     def _write_through(self, version: int) -> None:
-        """Group commit: make sure a write containing ``version`` is stored (one write serves many)."""
+        """Group commit: make sure a write containing ``version`` is stored (one write serves many).
+
+        While one write is on its way, every sender that registers waits; when it ends, those it
+        covered go on at once and one of the others writes everything registered meanwhile.
+        """
         if self._store is None:
             return
-        with self._flush_lock:
+        with self._written:
+            while self._durable < version and self._writing:
+                self._written.wait()
             if self._durable >= version:
                 return
-            with self._lock:
-                snapshot = self._snapshot()
-                taken = self._version
+            self._writing = True
+            snapshot = self._snapshot()
+            taken = self._version
+        stored = False
+        try:
             self._store.set(STATE_KEY, snapshot)
-            self._last_flush = time.monotonic()
-            self._durable = taken
-            self.writes += 1
+            stored = True
+        finally:
+            with self._written:
+                self._writing = False
+                if stored:
+                    self._durable = max(self._durable, taken)
+                    self._last_flush = time.monotonic()
+                    self.writes += 1
+                self._written.notify_all()
 
     def _snapshot(self) -> dict[str, Any]:
         return {

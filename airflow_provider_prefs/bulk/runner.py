@@ -163,10 +163,11 @@ def run_bulk(
     return report
 
 
-#: With a checkpoint, items planned (their intents being stored, or stored) per item being sent: while
-#: one window is on the wire, the next one's intents are written. A resumed try re-judges at most
-#: this many items per ``max_concurrency`` (32 at the default 8).
-RECORDED_AHEAD = 4
+#: With a checkpoint, items planned (their intents being stored, or stored) per connection: while one
+#: window is on the wire, the next one's intents are written in one group-committed write. Sized so that
+#: a store call of ~30 ms (a busy execution API) still overlaps the sends of a nearby service. A resumed
+#: try re-judges at most this many items per ``max_concurrency`` (64 at the default 8).
+RECORDED_AHEAD = 8
 
 #: Items read ahead of the next one handed to a thread, per thread: how far a run looks for a later
 #: change of the same resource (see :func:`apply_changes`, which then guards the earlier one).
@@ -339,15 +340,14 @@ def apply_changes(
         )
     #: The document each resource was left in by its last change, kept only while a later one follows.
     documents: dict[Hashable, dict[str, Any]] = {}
-    # ``max_concurrency`` items hold a connection at once; with a checkpoint, more are planned and wait
-    # for their intents to be stored meanwhile, without holding one, so the store's latency overlaps
-    # the network instead of gating it.
+    # At most ``max_concurrency`` requests at once (one per connection); with a checkpoint, more items are
+    # planned and wait for their intents to be stored meanwhile, holding no connection, so the store's
+    # latency overlaps the network instead of gating it.
     connections = threading.BoundedSemaphore(max_concurrency)
     planned_at_once = RECORDED_AHEAD * max_concurrency if progress.enabled else max_concurrency
 
     def handle(work: BulkItem) -> PatchOutcome:
-        with connections:
-            outcome = apply_item(work, progress, documents, connections, dry_run=dry_run, log=log)
+        outcome = apply_item(work, progress, documents, connections, dry_run=dry_run, log=log)
         progress.finish(work.index, work.digest, outcome.status)
         return outcome
 
@@ -394,20 +394,19 @@ def apply_item(
 ) -> PatchOutcome:
     """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops.
 
-    Called holding one of the run's ``connections``; it is given back while the intent is being stored.
+    Each request takes one of the run's ``connections`` for its duration only: planning and storing
+    the intent hold none, so more items are planned than sent at once.
     """
     from airflow_provider_prefs.patching.changes import Change, PlannedChange, carry_out
 
     def record(planned: PlannedChange) -> None:
-        connections.release()
-        try:
-            progress.begin(work.index, work.digest, planned.ops)
-        finally:
-            connections.acquire()
+        progress.begin(work.index, work.digest, planned.ops)
 
-    resource = work.resource
-    if resource is None:
+    if work.resource is None:
         return PatchOutcome(status="failed", target=work.label, error=work.error)
+    resource = dataclasses.replace(
+        work.resource, read=_holding(connections, work.resource.read), send=_holding(connections, work.resource.send)
+    )
     change = Change(patch=work.change.get("patch"), desired=work.change.get("desired"))
     known = documents.pop(resource.key, None)
     if change.desired is not None:
@@ -429,6 +428,14 @@ def apply_item(
         documents[resource.key] = carried.document
     outcome = carried.outcome
     return outcome.model_copy(update={"asset_uri": resource.asset_uri}) if outcome.status == "applied" else outcome
+
+
+def _holding(connections: threading.BoundedSemaphore, call: Callable[..., Any]) -> Callable[..., Any]:
+    def held(*args: Any) -> Any:
+        with connections:
+            return call(*args)
+
+    return held
 
 
 def max_window(max_concurrency: int) -> int:
