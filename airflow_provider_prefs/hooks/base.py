@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -239,6 +240,8 @@ class ResourceDescription:
     summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
     #: The Airflow asset the resource belongs to (see :mod:`airflow_provider_prefs.assets`).
     asset_uri: str | None = None
+    #: What every answer about it (read or patch) must be; the client refuses anything else.
+    answer: type[BaseModel] | None = None
 
     def request(self, method: str, body: Patch | None = None) -> ApiRequest:
         """A request to this resource; one with a body (a PATCH) is never resent blindly by the client."""
@@ -251,6 +254,7 @@ class ResourceDescription:
             params=dict(self.params),
             json_body=body,
             resends_safely=body is None,
+            expects=self.answer,
         )
 
 
@@ -417,7 +421,7 @@ async def aload_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
     return await asyncio.to_thread(check_connection, conn, conn_id, hook_class)
 
 
-SECRET_EXTRA_KEYS = frozenset({"client_secret", "token", "access_token", "api_key", "password"})
+SECRET_EXTRA_KEYS = frozenset({"client_secret", "token", "access_token", "api_key", "password", "proxy"})
 
 
 def mask_connection(conn: Any) -> None:
@@ -428,3 +432,7 @@ def mask_connection(conn: Any) -> None:
         for key, value in extras.items():
             if key in SECRET_EXTRA_KEYS and isinstance(value, str):
                 mask_secret(value)
+        proxy = extras.get("proxy")
+        if isinstance(proxy, str):  # its password alone, too: httpx and proxies quote it without the URL around it
+            with contextlib.suppress(ValueError):
+                mask_secret(urlsplit(proxy).password)

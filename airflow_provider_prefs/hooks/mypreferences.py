@@ -28,7 +28,7 @@ from airflow_provider_prefs.hooks.base import (
     parse_transport,
     require_id,
 )
-from airflow_provider_prefs.models import profile_summary
+from airflow_provider_prefs.models import ProfileSummary, profile_summary
 from airflow_provider_prefs.patching.changes import PatchResult, plan_change, send_exactly_once
 from airflow_provider_prefs.patching.rules import PROFILE_RULES, Patch
 from airflow_provider_prefs.provider_info import (
@@ -187,6 +187,7 @@ class MyPreferencesSettings(BaseModel):
             summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
             # The account and id type only: the alternate id itself is personal data.
             asset_uri=profiles_asset_uri(self.client_id, alternate_id_type),
+            answer=ProfileSummary,
         )
 
     def profile_request(

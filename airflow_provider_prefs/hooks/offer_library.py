@@ -22,7 +22,7 @@ from airflow_provider_prefs.hooks.base import (
     parse_model,
     require_id,
 )
-from airflow_provider_prefs.models import OfferMetadata
+from airflow_provider_prefs.models import OfferMetadata, OfferPage
 from airflow_provider_prefs.patching.changes import PatchResult, plan_change, send_exactly_once
 from airflow_provider_prefs.patching.rules import OFFER_RULES, Patch
 from airflow_provider_prefs.provider_info import (
@@ -91,6 +91,7 @@ class OfferLibrarySettings(BaseModel):
             params=FALLBACK,
             summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
             asset_uri=offer_asset_uri(self.ims_org_id, self.sandbox_name, offer_id),
+            answer=OfferMetadata,
         )
 
     @classmethod
@@ -204,9 +205,8 @@ class OfferLibraryHook(PrefsApiHook):
         params = {**FALLBACK, "limit": str(limit)}
         if name:
             params["property"] = f"name=={name}"
-        return dict(
-            self.send(ApiRequest("GET", f"{self.settings.base_url}/offers", action="list offers", params=params))
-        )
+        url = f"{self.settings.base_url}/offers"
+        return dict(self.send(ApiRequest("GET", url, action="list offers", params=params, expects=OfferPage)))
 
     def probe(self) -> str:
         """Fetch a token and list one offer: proves credentials, org, sandbox and URL."""
