@@ -56,8 +56,9 @@ def check_shape(model: type[BaseModel], value: Any, redact: Callable[[str], str]
     try:
         model.model_validate(value)
     except ValidationError as exc:
+        got = redact(describe(value))
         raise UnexpectedAnswerError(
-            f"expected {expected_of(model)}, got {describe(value)}: {problems(model, exc, redact)}"
+            f"expected {expected_of(model)}, got {got}: {problems(model, exc, redact)}"
         ) from None
 
 
@@ -71,10 +72,10 @@ def problems(model: type[BaseModel], exc: ValidationError, redact: Callable[[str
     secret: frozenset[str] = getattr(model, "SECRET_FIELDS", frozenset())
     listed = []
     for error in exc.errors()[:MAX_PROBLEMS]:
-        where = ".".join(str(part) for part in error["loc"]) or "the answer"
+        where = redact(shorten(".".join(str(part) for part in error["loc"]), 60)) or "the answer"
         shown = ""
         if error["loc"] and error["loc"][0] not in secret and not isinstance(error.get("input"), dict | list):
-            shown = f" (got {quoted(error.get('input'), 40)})"
+            shown = f" (got {redact(quoted(error.get('input'), 40))})"
         listed.append(f"{where}: {error['msg']}{shown}")
     more = len(exc.errors()) - MAX_PROBLEMS
-    return redact("; ".join(listed) + (f"; and {more} more" if more > 0 else ""))
+    return "; ".join(listed) + (f"; and {more} more" if more > 0 else "")

@@ -24,7 +24,7 @@ _SCHEMES = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}")
 _NAMED = re.compile(
     r"(?i)((?:proxy-)?authorization|x-api-key|api[_-]?key|client[_-]?secret|(?:access|refresh|id)[_-]?token"
     r"|passw(?:or)?d|secret|token|sig(?:nature)?)"
-    r"(\\?[\"']?\s*[:=]\s*\\?[\"']?)(?!\*\*\*)([^\"'\s&,;<>]{4,})"
+    r"(\\?[\"']?\s*[:=]\s*\\?[\"']?)(?!\*\*\*|(?:bearer|basic)\s)([^\"'\s&,;<>]{4,})"
 )
 
 
