@@ -129,6 +129,8 @@ class ApiError(PrefsError):
         self.retry_after = retry_after
         # The hook's own hint (naming its Airflow connection and fields) beats the generic one.
         hint = hint or STATUS_HINTS.get(status, "")
+        #: What to check or fix, as the message ends with it.
+        self.hint = hint
         super().__init__(
             f"{self.action} failed: HTTP {status} from {method} {self.url}: {vendor_message}"
             + (f" ({hint})" if hint else "")

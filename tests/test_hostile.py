@@ -533,3 +533,105 @@ def test_a_good_server_still_works(side: str, servers: tuple[HostileServer, Host
     with server:
         assert call(side, SETTINGS, request_to(server.url, "GET"), auth_for("oauth", server.url)) == OFFER
     assert server.count("POST", "/token") == 1 and server.count("GET", "/api") == 1
+
+
+# Through the hooks and the patch engine: a PATCH that got no usable answer is judged by a re-read -----------------
+
+PROFILE = {"ProfileId": 1001, "UpdateStatus": "Complete", "IsActive": True, "DefaultLocale": "en-US"}
+LOCALE = [{"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"}]
+
+
+def profile_hook(monkeypatch: pytest.MonkeyPatch, url: str) -> Any:
+    from helpers import set_connection
+
+    from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+
+    conn_id = set_connection(
+        monkeypatch, "hostile_profiles", url, base="mypreferences_default", extra={"max_attempts": 2, "timeout": 2}
+    )
+    return MyPreferencesHook(conn_id)
+
+
+def test_redirected_patch_is_judged_by_a_re_read_and_never_applied_blindly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's 307: once a raw pydantic ValidationError, now an uncertain outcome the engine re-reads."""
+    server = HostileServer(
+        {
+            ("PATCH", "/api/v4/"): redirect(307, "https://moved.example/api/v4/x/profiles"),
+            ("GET", "/api/v4/"): answer(200, PROFILE),
+        }
+    )
+    with server:
+        with pytest.raises(errors.OutcomeUnknownError) as info:
+            profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
+    message = str(info.value)
+    assert "HTTP 307" in message and "https://moved.example/api/v4/x/profiles" in message and "final URL" in message
+    assert "Not applied at the last re-read" in message
+    # Each PATCH was followed by a re-read; max_attempts=2 bounds the resends.
+    assert (server.count("PATCH"), server.count("GET")) == (2, 2)
+
+
+def test_moved_host_names_the_location_through_the_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = HostileServer(
+        {("PATCH", "/api/v4/"): redirect(301, "/v5/profiles"), ("GET", "/api/v4/"): redirect(301, "/v5/profiles")}
+    )
+    with server:
+        with pytest.raises(errors.RedirectError) as info:
+            profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
+    assert info.value.location == f"{server.url}/v5/profiles" and "host of the Airflow connection" in str(info.value)
+    assert (server.count("PATCH"), server.count("GET")) == (1, 1)
+
+
+def test_malformed_patch_answer_then_a_re_read_showing_it_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = HostileServer(
+        {
+            ("PATCH", "/api/v4/"): answer(200, ["ok"]),
+            ("GET", "/api/v4/"): answer(200, {**PROFILE, "DefaultLocale": "fr-FR"}),
+        }
+    )
+    with server:
+        result = profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
+    assert result.reconciled and result.answer["DefaultLocale"] == "fr-FR"
+    assert (server.count("PATCH"), server.count("GET")) == (1, 1)
+
+
+# Trust: the connection's ca_bundle, then REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, SSL_CERT_FILE / SSL_CERT_DIR ----------
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+@pytest.mark.parametrize("side", SIDES)
+def test_ca_variables_trust_a_corporate_ca(
+    variable: str, side: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_prefs.sandbox.tls import self_signed_cert
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    cert, key = self_signed_cert(tmp_path)
+    monkeypatch.setenv(variable, cert)
+    server = HostileServer({("GET", "/api"): answer(200, OFFER)}, tls=(Path(cert), Path(key)))
+    with server:
+        assert call(side, SETTINGS, request_to(server.url, "GET"), auth_for("static", "")) == OFFER
+
+
+def test_trust_precedence(tmp_path: Path) -> None:
+    from airflow_provider_prefs.transport.trust import trust_of
+
+    every = {"REQUESTS_CA_BUNDLE": "r.pem", "CURL_CA_BUNDLE": "c.pem", "SSL_CERT_FILE": "s.pem", "SSL_CERT_DIR": "d"}
+    order = [("extra 'ca_bundle'", "x.pem"), *every.items()]
+    settings = TransportSettings(ca_bundle="x.pem")
+    assert (trust_of(settings, every).source, trust_of(settings, every).path) == order[0]
+    for i, (name, path) in enumerate(order[1:], start=1):
+        environ = {key: value for key, value in every.items() if key in dict(order[i:])}
+        environ |= {key: "" for key in every if key not in environ}  # empty counts as unset
+        assert (trust_of(TransportSettings(), environ).source, trust_of(TransportSettings(), environ).path) == (
+            name,
+            path,
+        )
+    assert trust_of(TransportSettings(), {}).source == "certifi"
+    assert not trust_of(TransportSettings(verify_tls=False, ca_bundle="x.pem"), every).verify
+
+
+def test_a_missing_ca_file_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "gone.pem"))
+    with pytest.raises(errors.ConfigurationError, match="REQUESTS_CA_BUNDLE names .*gone.pem"):
+        ApiClient(SETTINGS)

@@ -127,7 +127,9 @@ def decide(
     else:
         error = answer_error(request, outcome, attempts, hints, redact, retry_after)
         retry = status == 429 or (status in (502, 503, 504) and request.resends_safely)
-        what = f"HTTP {status} ({error.vendor_message})" if isinstance(error, errors.ApiError) else str(error)
+        what = f"HTTP {status} ({error.vendor_message})"
+        if isinstance(error, errors.RedirectError):  # the fix belongs in the uncertain outcome's message too
+            what += f"; {error.hint}"
     if retry:
         delay = attempts.next_delay(retry_after)
         return Decision("raise", error=error) if delay is None else Decision("retry", delay, None, status == 429)
