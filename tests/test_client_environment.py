@@ -211,7 +211,7 @@ def test_proxy_extra_is_checked_and_kept_secret() -> None:
     from airflow_provider_prefs.hooks.base import ConnectionExtras, parse_transport
 
     extras = ConnectionExtras("c", "mypreferences", {"client_id": "x", "proxy": "***"})
-    with pytest.raises(ConfigurationError, match="extra 'proxy': .*saved its mask") as info:
+    with pytest.raises(ConfigurationError, match=r"extra 'proxy': .*saved its mask") as info:
         parse_transport(extras)
     assert "***" not in str(info.value).split("mask")[0]  # the value itself is never quoted
     settings = parse_transport(ConnectionExtras("c", "mypreferences", {"proxy": "http://u:hunter22@proxy:3128"}))

@@ -560,9 +560,8 @@ def test_redirected_patch_is_judged_by_a_re_read_and_never_applied_blindly(monke
             ("GET", "/api/v4/"): answer(200, PROFILE),
         }
     )
-    with server:
-        with pytest.raises(errors.OutcomeUnknownError) as info:
-            profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
+    with server, pytest.raises(errors.OutcomeUnknownError) as info:
+        profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
     message = str(info.value)
     assert "HTTP 307" in message and "https://moved.example/api/v4/x/profiles" in message and "final URL" in message
     assert "Not applied at the last re-read" in message
@@ -574,9 +573,8 @@ def test_moved_host_names_the_location_through_the_hook(monkeypatch: pytest.Monk
     server = HostileServer(
         {("PATCH", "/api/v4/"): redirect(301, "/v5/profiles"), ("GET", "/api/v4/"): redirect(301, "/v5/profiles")}
     )
-    with server:
-        with pytest.raises(errors.RedirectError) as info:
-            profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
+    with server, pytest.raises(errors.RedirectError) as info:
+        profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
     assert info.value.location == f"{server.url}/v5/profiles" and "host of the Airflow connection" in str(info.value)
     assert (server.count("PATCH"), server.count("GET")) == (1, 1)
 
@@ -633,5 +631,5 @@ def test_trust_precedence(tmp_path: Path) -> None:
 
 def test_a_missing_ca_file_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "gone.pem"))
-    with pytest.raises(errors.ConfigurationError, match="REQUESTS_CA_BUNDLE names .*gone.pem"):
+    with pytest.raises(errors.ConfigurationError, match=r"REQUESTS_CA_BUNDLE names .*gone\.pem"):
         ApiClient(SETTINGS)
