@@ -9,6 +9,7 @@ log record. Nothing here relies on Airflow's secrets masker: the client redacts 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 from hostile_server import Behaviour, HostileServer, Reply, Seen, http_date
@@ -447,7 +449,12 @@ def texts_of(exc: BaseException, caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def assert_no_credential(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
-    leaked = [secret[:10] for secret in CREDENTIALS if any(secret in text for text in texts_of(exc, caplog))]
+    """No credential, as sent or in the encodings a server echoes it in (a form body, JSON)."""
+    texts = texts_of(exc, caplog)
+    forms = {
+        (secret, form) for secret in CREDENTIALS for form in (secret, quote_plus(secret), json.dumps(secret)[1:-1])
+    }
+    leaked = sorted({secret[:10] for secret, form in forms if any(form in text for text in texts)})
     assert not leaked, f"credentials leaked: {leaked}"
 
 
