@@ -75,6 +75,16 @@ class ApiConnectionError(PrefsError):
         self.request_sent = request_sent
 
 
+class DeadlineExceededError(ApiConnectionError):
+    """The whole exchange (connect, send, the complete answer) took longer than the connection's ``timeout``.
+
+    Not resent by the client: the server already had the whole deadline. Retryable at the task level.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, request_sent=True)
+
+
 class UntrustedCertificateError(ApiConnectionError):
     """The service's TLS certificate failed verification; retrying cannot help, configuration can."""
 
@@ -119,10 +129,22 @@ class ApiError(PrefsError):
         self.retry_after = retry_after
         # The hook's own hint (naming its Airflow connection and fields) beats the generic one.
         hint = hint or STATUS_HINTS.get(status, "")
+        #: What to check or fix, as the message ends with it.
+        self.hint = hint
         super().__init__(
             f"{self.action} failed: HTTP {status} from {method} {self.url}: {vendor_message}"
             + (f" ({hint})" if hint else "")
         )
+
+
+class RedirectError(ApiError):
+    """HTTP 3xx: the service (or a gateway) answered elsewhere. Never followed: a redirect would carry the
+    credentials to wherever ``Location`` points; the fix is the connection's URL."""
+
+    def __init__(self, *, location: str | None, **kwargs: Any) -> None:
+        #: Where the answer pointed (absolute, user info and credentials removed), or None when it did not say.
+        self.location = location
+        super().__init__(**kwargs)
 
 
 class BadRequestError(ApiError):
@@ -191,7 +213,7 @@ _ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
 
 
 def api_error_class(status: int) -> type[ApiError]:
-    """Pick the most specific :class:`ApiError` subclass for an HTTP status."""
+    """Pick the most specific :class:`ApiError` subclass for an HTTP error status (4xx, 5xx)."""
     if status >= 500:
         return ServerError
     return _ERRORS_BY_STATUS.get(status, ApiError)

@@ -6,7 +6,7 @@ half-parsed data downstream) and only small, plain-JSON summaries leave a task.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,8 @@ KNOWN_UPDATE_STATUSES = frozenset({UPDATE_COMPLETE, UPDATE_PENDING})
 class OfferMetadata(BaseModel):
     """The metadata Adobe returns from a fallback-offer PATCH (and inside every GET)."""
 
+    #: What the client checks each offer answer against (see transport/answers.py).
+    EXPECTED: ClassVar[str] = "an offer: a JSON object with a string id and an integer etag"
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     id: str
@@ -43,9 +45,24 @@ class Offer(OfferMetadata):
     labels: list[str] = Field(default_factory=list)
 
 
+class OfferPage(BaseModel):
+    """One page of the fallback-offer listing: ``{"results": [...], "count", "total", "_links"}``."""
+
+    EXPECTED: ClassVar[str] = "a page of offers: a JSON object with a results array of objects"
+    model_config = ConfigDict(extra="allow")
+
+    results: list[dict[str, Any]]
+    count: int | None = None
+    total: int | None = None
+
+
 class ProfileSummary(BaseModel):
     """The small part of a MyPreferences profile that is safe and useful to pass downstream."""
 
+    #: What the client checks each profile answer against (see transport/answers.py).
+    EXPECTED: ClassVar[str] = (
+        "a profile: a JSON object (ProfileId an integer, UpdateStatus a string, IsActive a boolean, Edited an object)"
+    )
     model_config = ConfigDict(extra="ignore")
 
     ProfileId: int | None = None

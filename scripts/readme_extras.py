@@ -36,6 +36,8 @@ def type_cell(field: dict[str, Any]) -> str:
         return " \\| ".join(f"`{value}`" for value in schema["enum"])
     if schema.get("format") == "url":
         return "URL"
+    if schema.get("format") == "password":
+        return "secret string"
     kind = next(t for t in (schema["type"] if isinstance(schema["type"], list) else [schema["type"]]) if t != "null")
     if "minimum" in schema and "maximum" in schema:
         return f"{kind} {schema['minimum']}-{schema['maximum']}"

@@ -169,3 +169,50 @@ def test_environment_is_read_once_per_client(
     assert len(target.seen) == 20 and len(proxy.seen) == 1
     assert all(headers.get("Authorization", "").startswith("Basic ") for _, headers in target.seen)  # .netrc applied
     assert len(proxy_lookups) == 1 and len(netrc_reads) == 1  # when the client was made, not per request
+
+
+def send_with(settings: TransportSettings, side: str, request: ApiRequest) -> Any:
+    if side == "sync":
+        api = ApiClient(settings, {}, None)
+        try:
+            return api.send(request)
+        finally:
+            api.close()
+
+    async def once() -> Any:
+        api = AsyncApiClient(settings, {}, None)
+        try:
+            return await api.send(request)
+        finally:
+            await api.aclose()
+
+    return asyncio.run(once())
+
+
+@pytest.mark.parametrize("side", SENDERS)
+def test_proxy_extra_is_per_connection_and_beats_the_environment(
+    servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch, side: str
+) -> None:
+    from pydantic import SecretStr
+
+    proxy, target = servers
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the environment says direct; the connection says its proxy
+    host, port = proxy.url.removeprefix("http://").split(":")
+    through = SETTINGS.model_copy(update={"proxy": SecretStr(f"http://user:p%40ss-word@{host}:{port}")})
+    assert send_with(through, side, get(f"{target.url}/thing")) == {"answered_by": "proxy"}
+    assert send_with(SETTINGS, side, get(f"{target.url}/thing")) == {"answered_by": "target"}  # another connection
+    assert [path for path, _ in proxy.seen] == [f"{target.url}/thing"] and len(target.seen) == 1
+    expected = "Basic " + base64.b64encode(b"user:p@ss-word").decode()
+    assert proxy.seen[0][1].get("Proxy-Authorization") == expected
+
+
+def test_proxy_extra_is_checked_and_kept_secret() -> None:
+    from airflow_provider_prefs.errors import ConfigurationError
+    from airflow_provider_prefs.hooks.base import ConnectionExtras, parse_transport
+
+    extras = ConnectionExtras("c", "mypreferences", {"client_id": "x", "proxy": "***"})
+    with pytest.raises(ConfigurationError, match=r"extra 'proxy': .*saved its mask") as info:
+        parse_transport(extras)
+    assert "***" not in str(info.value).split("mask")[0]  # the value itself is never quoted
+    settings = parse_transport(ConnectionExtras("c", "mypreferences", {"proxy": "http://u:hunter22@proxy:3128"}))
+    assert "hunter22" not in repr(settings) and "hunter22" not in str(settings)

@@ -47,9 +47,15 @@ def ui_masker() -> Any:
 
 @pytest.mark.parametrize(("conn_type", "name"), FIELDS, ids=[f"{t}.{n}" for t, n in FIELDS])
 def test_form_field_is_shown_and_saved_unmasked(conn_type: str, name: str) -> None:
+    """Unless it is a secret: then masked, with no default (Airflow keeps a stored secret when the form sends ***,
+    but a default it never stored would be saved as ***)."""
     masker = ui_masker()
+    schema = CONN_FIELDS[conn_type][name]["schema"]
+    if schema.get("format") == "password":
+        assert masker.should_hide_value_for_key(name) and schema.get("default") is None, name
+        return
     assert not masker.should_hide_value_for_key(name), f"the Airflow UI would show and save {name!r} as ***"
-    default = CONN_FIELDS[conn_type][name]["schema"].get("default")
+    default = schema.get("default")
     if default is not None:
         assert masker.redact({name: default}) == {name: default}
 

@@ -128,3 +128,33 @@ def test_backoff_gate_pause_extends_never_shortens() -> None:
     gate.pause(5)
     gate.pause(0.05)  # never shortens
     assert 4 <= gate.remaining() <= 5  # both clients wait while it is above 0 (test_transport_parity)
+
+
+def test_redactor_removes_known_credentials_in_every_echoed_form_and_credential_shapes() -> None:
+    import json
+    from urllib.parse import quote_plus
+
+    from airflow_provider_prefs.transport.redact import Redactor
+
+    secret = 'se"cr/et+&=42'
+    redact = Redactor([secret, "ab"], lambda: ["issued-token-1"])
+    echoed = f"form client_id=x&client_secret={quote_plus(secret)} json {json.dumps({'s': secret})} raw {secret}"
+    cleaned = redact(echoed + " Authorization: Bearer issued-token-1 x-api-key: k3y-unknown-to-us token=abcdef")
+    assert secret not in cleaned and quote_plus(secret) not in cleaned and "issued-token-1" not in cleaned
+    assert "k3y-unknown-to-us" not in cleaned and "abcdef" not in cleaned
+    assert "Authorization: Bearer ***" in cleaned
+    # Prose is left alone: too-short "secrets" and words that only look like names.
+    assert redact("Authorization has been denied; token expired; grab it") == (
+        "Authorization has been denied; token expired; grab it"
+    )
+
+
+def test_a_redirect_is_an_error_naming_the_absolute_location_never_a_success() -> None:
+    from airflow_provider_prefs.errors import RedirectError
+
+    outcome = Outcome(status=302, headers={"Location": "//user:pw@other.example/x?sig=abcdef123"})
+    decision = decide(GET, outcome, attempts(), can_refresh=False)
+    assert decision.kind == "raise" and isinstance(decision.error, RedirectError)
+    assert decision.error.location == "https://other.example/x?sig=***"
+    patch = decide(PATCH, outcome, attempts(), can_refresh=False)
+    assert isinstance(patch.error, OutcomeUnknownError) and isinstance(patch.error.__cause__, RedirectError)

@@ -100,7 +100,7 @@ def test_hooks_share_one_tls_context_per_setting(tmp_path: Path, monkeypatch: py
     import httpx
 
     from airflow_provider_prefs.sandbox.tls import self_signed_cert
-    from airflow_provider_prefs.transport import client
+    from airflow_provider_prefs.transport import client, trust
     from airflow_provider_prefs.transport.settings import TransportSettings
 
     made: list[object] = []
@@ -111,7 +111,7 @@ def test_hooks_share_one_tls_context_per_setting(tmp_path: Path, monkeypatch: py
         return original(*args, **kwargs)
 
     monkeypatch.setattr(httpx, "create_ssl_context", counted)
-    client.tls_context.cache_clear()
+    trust.tls_context.cache_clear()
     cert, _ = self_signed_cert(tmp_path)
     for _ in range(3):
         client.ApiClient(TransportSettings()).close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -244,7 +245,9 @@ class ResourceDescription:
     #: touch the same document, so a bulk run applies them one after the other, in input order.
     key: tuple[str, ...] = ()
     #: True when the PATCH answer is the whole document; False when it is only metadata.
-    answer_is_document: bool = True
+    patch_answers_document: bool = True
+    #: What every answer about it (read or patch) must be; the client refuses anything else.
+    answer: type[BaseModel] | None = None
 
     def request(self, method: str, body: Patch | None = None) -> ApiRequest:
         """A request to this resource; one with a body (a PATCH) is never resent blindly by the client."""
@@ -257,6 +260,7 @@ class ResourceDescription:
             params=dict(self.params),
             json_body=body,
             resends_safely=body is None,
+            expects=self.answer,
         )
 
 
@@ -356,7 +360,7 @@ class PrefsApiHook(BaseHook):
             max_resends=self.transport.max_attempts - 1,
             max_request_bytes=self.transport.max_request_bytes,
             asset_uri=described.asset_uri,
-            answer_is_document=described.answer_is_document,
+            patch_answers_document=described.patch_answers_document,
             key=described.key or (type(self).__name__, described.url, *sorted(described.params.items())),
         )
 
@@ -425,7 +429,7 @@ async def aload_connection(conn_id: str, hook_class: type[PrefsApiHook]) -> Any:
     return await asyncio.to_thread(check_connection, conn, conn_id, hook_class)
 
 
-SECRET_EXTRA_KEYS = frozenset({"client_secret", "token", "access_token", "api_key", "password"})
+SECRET_EXTRA_KEYS = frozenset({"client_secret", "token", "access_token", "api_key", "password", "proxy"})
 
 
 def mask_connection(conn: Any) -> None:
@@ -436,3 +440,7 @@ def mask_connection(conn: Any) -> None:
         for key, value in extras.items():
             if key in SECRET_EXTRA_KEYS and isinstance(value, str):
                 mask_secret(value)
+        proxy = extras.get("proxy")
+        if isinstance(proxy, str):  # its password alone, too: httpx and proxies quote it without the URL around it
+            with contextlib.suppress(ValueError):
+                mask_secret(urlsplit(proxy).password)

@@ -28,7 +28,7 @@ from airflow_provider_prefs.hooks.base import (
     parse_transport,
     require_id,
 )
-from airflow_provider_prefs.models import profile_summary
+from airflow_provider_prefs.models import ProfileSummary, profile_summary
 from airflow_provider_prefs.patching.changes import PatchResult, patched
 from airflow_provider_prefs.patching.rules import PROFILE_RULES, Patch
 from airflow_provider_prefs.provider_info import (
@@ -189,6 +189,7 @@ class MyPreferencesSettings(BaseModel):
             asset_uri=profiles_asset_uri(self.client_id, alternate_id_type),
             # MyPreferences matches alternateId and alternateIdType case-insensitively.
             key=("mypreferences", self.profiles_url, alternate_id_type.casefold(), alternate_id.casefold()),
+            answer=ProfileSummary,
         )
 
     def profile_request(

@@ -22,7 +22,7 @@ from airflow_provider_prefs.hooks.base import (
     parse_model,
     require_id,
 )
-from airflow_provider_prefs.models import OfferMetadata
+from airflow_provider_prefs.models import OfferMetadata, OfferPage
 from airflow_provider_prefs.patching.changes import PatchResult, patched
 from airflow_provider_prefs.patching.rules import OFFER_RULES, Patch
 from airflow_provider_prefs.provider_info import (
@@ -91,8 +91,9 @@ class OfferLibrarySettings(BaseModel):
             params=FALLBACK,
             summarize=lambda outcome, doc: outcome.model_copy(update={"offer": OfferMetadata.model_validate(doc)}),
             asset_uri=offer_asset_uri(self.ims_org_id, self.sandbox_name, offer_id),
-            answer_is_document=False,  # a PATCH answers the offer's metadata only
+            patch_answers_document=False,  # a PATCH answers the offer's metadata only
             key=("adobe_offer", self.base_url, self.ims_org_id, self.sandbox_name, offer_id),
+            answer=OfferMetadata,
         )
 
     @classmethod
@@ -207,9 +208,8 @@ class OfferLibraryHook(PrefsApiHook):
         params = {**FALLBACK, "limit": str(limit)}
         if name:
             params["property"] = f"name=={name}"
-        return dict(
-            self.send(ApiRequest("GET", f"{self.settings.base_url}/offers", action="list offers", params=params))
-        )
+        url = f"{self.settings.base_url}/offers"
+        return dict(self.send(ApiRequest("GET", url, action="list offers", params=params, expects=OfferPage)))
 
     def probe(self) -> str:
         """Fetch a token and list one offer: proves credentials, org, sandbox and URL."""

@@ -102,7 +102,7 @@ class Resource:
     #: The Airflow asset this resource belongs to (see :mod:`airflow_provider_prefs.assets`).
     asset_uri: str | None = None
     #: True when the PATCH answer is the whole document (a profile); False when it is metadata (an offer).
-    answer_is_document: bool = True
+    patch_answers_document: bool = True
     #: Identity as the service compares it (see :attr:`~airflow_provider_prefs.hooks.base.ResourceDescription.key`).
     key: tuple[Any, ...] = ()
 
@@ -231,7 +231,7 @@ def document_after(resource: Resource, planned: PlannedChange, result: PatchResu
     meanwhile, those guards fail and the next change is planned again on a fresh read.
     """
     answer = result.answer if isinstance(result.answer, dict) else None
-    if answer is None or result.reconciled or resource.answer_is_document:
+    if answer is None or result.reconciled or resource.patch_answers_document:
         return answer
     if planned.base is None:
         return None

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import math
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import mask_secret as _airflow_mask_secret
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from airflow_provider_prefs.errors import ConfigurationError
+from airflow_provider_prefs.transport.answers import check_shape
+from airflow_provider_prefs.transport.redact import Redactor
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.transport.token_cache import SharedTokenCache
@@ -60,13 +62,43 @@ class AccessToken(BaseModel):
         return time.monotonic() < self.renew_at
 
 
+#: Lifetime assumed when a token answer gives none (RFC 6749 makes ``expires_in`` optional).
+DEFAULT_TOKEN_SECONDS = 3600.0
+
+
+class TokenAnswer(BaseModel):
+    """What a client-credentials token endpoint must answer (RFC 6749 section 5.1)."""
+
+    EXPECTED: ClassVar[str] = (
+        "a token answer: a JSON object with a non-empty string access_token and, if given, expires_in as "
+        "seconds greater than 0 and token_type bearer"
+    )
+    #: Never quoted in a message, whatever else is wrong with the answer.
+    SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"access_token", "refresh_token", "id_token"})
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
+
+    access_token: str = Field(min_length=1, strict=True)
+    expires_in: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    token_type: str | None = None
+
+    @field_validator("token_type")
+    @classmethod
+    def _bearer(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() != "bearer":
+            raise ValueError("only bearer tokens can be sent")
+        return value
+
+
 def parse_token_answer(data: Any) -> AccessToken:
-    """Read ``{"access_token", "token_type", "expires_in"}`` into an :class:`AccessToken`."""
-    if not isinstance(data, dict) or not data.get("access_token"):
-        raise ConfigurationError("token endpoint answered without an access_token")
-    token = str(data["access_token"])
-    mask_secret(token)
-    expires_in = float(data.get("expires_in") or 3600)
+    """Read ``{"access_token", "token_type", "expires_in"}`` into an :class:`AccessToken`; an
+    :class:`~airflow_provider_prefs.errors.UnexpectedAnswerError` when it is not a usable token answer."""
+    token = data.get("access_token") if isinstance(data, dict) else None
+    if isinstance(token, str):
+        mask_secret(token)  # before anything could quote it
+    check_shape(TokenAnswer, data, Redactor([token if isinstance(token, str) else None]))
+    answer = TokenAnswer.model_validate(data)
+    token = answer.access_token
+    expires_in = answer.expires_in or DEFAULT_TOKEN_SECONDS
     # Short-lived tokens (sandbox tests) still get a useful share of their life.
     skew = min(EXPIRY_SKEW_SECONDS, expires_in / 4)
     return AccessToken(value=SecretStr(token), renew_at=time.monotonic() + expires_in - skew)
@@ -93,6 +125,8 @@ class TokenProvider:
         self.refreshable = credentials is not None
         mask_secret(credentials.client_secret.get_secret_value() if credentials else token)
         self._token = None if token is None else AccessToken(value=SecretStr(token), renew_at=math.inf)
+        #: The last tokens handed out, for redaction: a server may echo one in an error page even after a refresh.
+        self._issued: collections.deque[str] = collections.deque(maxlen=8)
         self._lock = threading.Lock()
         self._async_locks: MutableMapping[Any, asyncio.Lock] = weakref.WeakKeyDictionary()  # per event loop
 
@@ -114,6 +148,15 @@ class TokenProvider:
                 header = self.at_hand() or self.keep(await fetch(self.credentials))
         return header
 
+    def secrets(self) -> Iterator[str]:
+        """Every credential this provider holds or has handed out (to redact them from quoted server text)."""
+        if self.credentials is not None:
+            yield self.credentials.client_secret.get_secret_value()
+        token = self._token
+        if token is not None:
+            yield token.value.get_secret_value()
+        yield from list(self._issued)
+
     def at_hand(self) -> str | None:
         """The header value of the token in memory or, once that is stale, in the shared cache, while fresh."""
         token = self._token
@@ -121,14 +164,22 @@ class TokenProvider:
             token = self._token = self.shared.load(self.credentials)
             if token is not None:
                 mask_secret(token.value.get_secret_value())
-        return f"Bearer {token.value.get_secret_value()}" if token and token.is_fresh() else None
+        if token is None or not token.is_fresh():
+            return None
+        return self._issue(token)
 
     def keep(self, answer: Any) -> str:
         """Keep the token of a token answer, here and in the shared cache; its header value."""
         token = self._token = parse_token_answer(answer)
         if self.shared is not None and self.credentials is not None:
             self.shared.store(self.credentials, token)
-        return f"Bearer {token.value.get_secret_value()}"
+        return self._issue(token)
+
+    def _issue(self, token: AccessToken) -> str:
+        value = token.value.get_secret_value()
+        if value not in self._issued:
+            self._issued.append(value)
+        return f"Bearer {value}"
 
     def invalidate(self) -> None:
         """Drop the cached token (here and in the shared cache) after a 401, so the next call fetches a new one."""

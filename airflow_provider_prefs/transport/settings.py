@@ -8,8 +8,9 @@ overrides are validated against it, so none of them can drift from what the clie
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES
 
@@ -25,8 +26,9 @@ class TransportSettings(BaseModel):
     timeout: float = Field(
         default=60.0,
         gt=0,
-        title="Read timeout (s)",
-        description="Seconds to wait for an answer; every request has one.",
+        title="Timeout per request (s)",
+        description="Seconds one request may take in all: connecting, sending and the complete answer (a server "
+        "trickling its answer is cut off at this bound). Token requests too; each retry gets its own.",
     )
     connect_timeout: float = Field(
         default=10.0, gt=0, title="Connect timeout (s)", description="Seconds to wait for a connection."
@@ -62,7 +64,14 @@ class TransportSettings(BaseModel):
     ca_bundle: str | None = Field(
         default=None,
         title="CA bundle path",
-        description="PEM bundle of a private CA; certificates are always verified unless verify_tls is false.",
+        description="PEM file (or directory) of a private CA; certificates are always verified unless verify_tls is "
+        "false. Unset: REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, else SSL_CERT_FILE / SSL_CERT_DIR, else certifi.",
+    )
+    proxy: SecretStr | None = Field(
+        default=None,
+        title="Proxy URL",
+        description="http(s)://[user:password@]host:port; every request of this connection (token endpoint "
+        "included) goes through it, whatever HTTP(S)_PROXY, ALL_PROXY and NO_PROXY say. Kept secret.",
     )
     verify_tls: bool = Field(
         default=True,
@@ -93,12 +102,24 @@ class TransportSettings(BaseModel):
         description="Share OAuth tokens between the task processes of a worker (see transport/token_cache.py).",
     )
 
-    @property
-    def verify(self) -> bool | str:
-        """What the client verifies certificates against: a CA bundle path, the system store, or nothing."""
-        if not self.verify_tls:
-            return False
-        return self.ca_bundle or True
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value is not None else ""
+        if not url:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            masked = set(url) == {"*"}
+            raise ValueError(
+                "not an http(s) proxy URL"
+                + (" (the Airflow UI saved its mask instead of the value: enter the proxy URL again)" if masked else "")
+            )
+        return value
 
 
 #: JSON schema keywords copied into a form field (the rest of pydantic's schema means nothing to the form).
@@ -117,8 +138,9 @@ def form_fields(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
     """
     fields: dict[str, dict[str, Any]] = {}
     for name, prop in model.model_json_schema()["properties"].items():
-        types = [option["type"] for option in prop.get("anyOf", [prop]) if option.get("type") not in (None, "null")]
-        schema: dict[str, Any] = {"type": [*types, "null"]}
-        schema.update({key: _plain(prop[key]) for key in _FORM_KEYWORDS if prop.get(key) is not None})
+        options = [option for option in prop.get("anyOf", [prop]) if option.get("type") not in (None, "null")]
+        schema: dict[str, Any] = {"type": [*(option["type"] for option in options), "null"]}
+        for source in (*options, prop):  # an optional field's format (a secret's "password") is in its option
+            schema.update({key: _plain(source[key]) for key in _FORM_KEYWORDS if source.get(key) is not None})
         fields[name] = {"label": prop["title"], "description": prop["description"], "schema": schema}
     return fields
