@@ -102,14 +102,24 @@ class Resume:
 class BulkProgress:
     """Thread-safe progress of one bulk run, mirrored (bounded, batched) into a task checkpoint."""
 
-    def __init__(self, store: Store | None, *, flush_interval: float = 1.0) -> None:
+    def __init__(
+        self, store: Store | None, *, flush_interval: float = 1.0, batch: int = 1, batch_wait: float = 0.0
+    ) -> None:
         self._store = store if store is not None and store.available else None
         self._lock = threading.Lock()
         #: Signalled when a write ends: the senders it covered go on at once, and one other becomes the writer.
         self._written = threading.Condition(self._lock)
+        #: Signalled when an intent is registered: only a writer gathering its batch waits on it.
+        self._registered = threading.Condition(self._lock)
         self._writing = False
         self._version = 0
         self._durable = 0
+        #: A write waits for this many unwritten intents, or until the oldest has waited ``batch_wait``:
+        #: each write is a round trip that costs the api-server CPU, so fewer, larger writes, as long as the
+        #: runner has enough items planned ahead to keep its connections busy meanwhile.
+        self.batch, self.batch_wait = batch, batch_wait
+        self._unwritten = 0
+        self._oldest_unwritten = 0.0
         #: Checkpoint writes so far (logged at the end of a run: they should be far fewer than items).
         self.writes = 0
         self._last_flush = time.monotonic()
@@ -166,6 +176,10 @@ class BulkProgress:
             self._inflight[index] = {"d": digest, "ops": ops}
             self._version += 1
             version = self._version
+            if not self._unwritten:
+                self._oldest_unwritten = time.monotonic()
+            self._unwritten += 1
+            self._registered.notify()
         self._write_through(version)
 
     def finish(self, index: int, digest: str, status: str) -> None:
@@ -197,24 +211,29 @@ class BulkProgress:
         """Group commit: make sure a write containing ``version`` is stored (one write serves many).
 
         While one write is on its way, every sender that registers waits; when it ends, those it
-        covered go on at once and one of the others writes everything registered meanwhile.
+        covered go on at once and one of the others gathers a batch (see ``batch``) and writes
+        everything registered by then.
         """
         if self._store is None:
             return
-        with self._written:
+        with self._lock:
             while self._durable < version and self._writing:
                 self._written.wait()
             if self._durable >= version:
                 return
             self._writing = True
+            deadline = self._oldest_unwritten + self.batch_wait
+            while self._unwritten < self.batch and (left := deadline - time.monotonic()) > 0:
+                self._registered.wait(left)
             snapshot = self._snapshot()
             taken = self._version
+            self._unwritten = 0
         stored = False
         try:
             self._store.set(STATE_KEY, snapshot)
             stored = True
         finally:
-            with self._written:
+            with self._lock:
                 self._writing = False
                 if stored:
                     self._durable = max(self._durable, taken)

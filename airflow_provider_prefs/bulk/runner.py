@@ -166,8 +166,11 @@ def run_bulk(
 #: With a checkpoint, items planned (their intents being stored, or stored) per connection: while one
 #: window is on the wire, the next one's intents are written in one group-committed write. Sized so that
 #: a store call of ~30 ms (a busy execution API) still overlaps the sends of a nearby service. A resumed
-#: try re-judges at most this many items per ``max_concurrency`` (64 at the default 8).
-RECORDED_AHEAD = 8
+#: try re-judges at most this many items per ``max_concurrency`` (96 at the default 8).
+RECORDED_AHEAD = 12
+
+#: The longest a checkpoint write waits to gather a batch of intents (see :class:`~.progress.BulkProgress`).
+WRITE_GATHER_SECONDS = 0.02
 
 #: Items read ahead of the next one handed to a thread, per thread: how far a run looks for a later
 #: change of the same resource (see :func:`apply_changes`, which then guards the earlier one).
@@ -345,6 +348,9 @@ def apply_changes(
     # latency overlaps the network instead of gating it.
     connections = threading.BoundedSemaphore(max_concurrency)
     planned_at_once = RECORDED_AHEAD * max_concurrency if progress.enabled else max_concurrency
+    # Each store write costs the api-server and the task's supervisor CPU on the machines that also send:
+    # a write covers at least three connections' worth of intents, or waits for them WRITE_GATHER_SECONDS at most.
+    progress.batch, progress.batch_wait = 3 * max_concurrency, WRITE_GATHER_SECONDS
 
     def handle(work: BulkItem) -> PatchOutcome:
         outcome = apply_item(work, progress, documents, connections, dry_run=dry_run, log=log)
