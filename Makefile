@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
 export AIRFLOW_HOME ?= $(CURDIR)/build/airflow
 
-.PHONY: install test lint unit e2e chromium demo bench bench-e2e sandbox constraints clean docs dist dist-check readme
+.PHONY: install test lint unit e2e chromium demo bench bench-e2e bench-bulk-task sandbox constraints clean docs dist dist-check readme
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,7 +64,12 @@ bench: install
 
 # The user-level comparison in a real Airflow deployment (bulk vs mapped tasks vs HttpOperator); takes minutes.
 bench-e2e: install
-	$(BIN)/python benchmarks/bench_e2e.py
+	$(BIN)/python benchmarks/bench_e2e.py $(ARGS)
+
+# One 10,000-item bulk task with checkpoints on vs raw 8-thread clients: `airflow dags test` by default,
+# ARGS=--celery in the CeleryExecutor + PostgreSQL + Redis deployment (ARGS="--note ..." when the machine is shared).
+bench-bulk-task: install
+	$(BIN)/python benchmarks/bench_bulk_task.py $(ARGS)
 
 sandbox: install
 	$(BIN)/python -m airflow_provider_prefs.sandbox --port 8765

@@ -13,6 +13,11 @@ the task, its checkpoint writes per 1,000 items and the time between the task's 
 ``execute()`` (rendering the template fields included), for the list and for the same items as a
 ``.jsonl`` file. Exit 1 when a target is missed. Results are printed, and written to
 ``benchmarks/RESULTS.md`` between the ``bulk-task`` markers unless ``--no-write``.
+
+``--celery`` runs the task in the e2e suite's CeleryExecutor + PostgreSQL + Redis deployment instead
+(see ``bulk_task_celery.py``), triggered through the REST API each round with the items as a
+``.jsonl``, plus the same task with its checkpoints off; its table goes between the
+``bulk-task-celery`` markers.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import bench  # noqa: E402  (the sandbox, seed and pinning helpers of make bench
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "prefs_bench_bulk_task"
 MARKERS = ("<!-- bulk-task:start -->", "<!-- bulk-task:end -->")
+CELERY_MARKERS = ("<!-- bulk-task-celery:start -->", "<!-- bulk-task-celery:end -->")
 
 DAG_FILE = """
 import json
@@ -81,6 +87,12 @@ with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catc
 
 def patch_of(n: int, round_: int) -> list[dict[str, Any]]:
     return [{"op": "replace", "path": "/CustomerType", "value": f"Round{round_}-{n % 7}"}]
+
+
+def write_items(path: Path, items: int, round_: int) -> None:
+    """The items of a round as a JSON Lines file (one per profile)."""
+    rows = ({"alternate_id": f"bench-{n}@example.com", "patch": patch_of(n, round_)} for n in range(items))
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def patch_phase(sandbox: Any) -> tuple[int, float]:
@@ -125,8 +137,7 @@ class Task:
         source = self.source
         if source == "jsonl":
             path = self.work / f"items-{round_}.jsonl"
-            rows = ({"alternate_id": f"bench-{n}@example.com", "patch": patch_of(n, round_)} for n in range(self.items))
-            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+            write_items(path, self.items, round_)
             source = str(path)
         (self.dags / "bench_bulk_task.py").write_text(
             DAG_FILE.format(round=round_, source=source, items=self.items, dag_id=DAG_ID)
@@ -201,50 +212,78 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=10_000, help="items of the bulk task (profiles in the sandbox)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported; >= 3)")
+    parser.add_argument("--celery", action="store_true", help="in the CeleryExecutor + PostgreSQL deployment")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the sandbox and the rest to separate cores")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--note", default="", help="a line about the machine (e.g. shared with other jobs)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="prefs-bench-task-"))
     os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "build" / "airflow-bench"))
     bench.fresh_token_cache()
-    pinning = bench.cores()
+    pinning = None if args.no_pin else bench.cores()
     if pinning:
+        # Before anything starts: the deployment and its servers inherit the client core.
         os.sched_setaffinity(0, pinning[0])
     seed = work / "seed.json"
     bench.make_seed(seed, args.items)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     sandbox = bench.SandboxProcess(work / "sandbox", seed=seed, pending_delay=1.0)
-    results: dict[str, list[dict[str, float]]] = {"task": [], "jsonl": [], "httpx": [], "requests": []}
+    results: dict[str, list[dict[str, float]]] = {}
+    celery: Any = None
     try:
         if pinning:
             bench.pin(sandbox.process.pid, pinning[1])
         bench.point_airflow_at(sandbox)
-        contenders: dict[str, Callable[[int], dict[str, float]]] = {
-            "task": lambda r: Task(work, args.items, "list").run(r, sandbox),
-            "httpx": raw_client("httpx", sandbox, args.items),
-            "requests": raw_client("requests", sandbox, args.items),
-        }
+        contenders: dict[str, Callable[[int], dict[str, float]]] = {}
+        if args.celery:
+            from bulk_task_celery import CeleryDeployment
+
+            celery = CeleryDeployment(work / "celery", sandbox.url, write_items)
+            celery.start()
+            contenders["task"] = lambda r: celery.run(r, args.items, sandbox, checkpoints=True)
+            contenders["task_off"] = lambda r: celery.run(r, args.items, sandbox, checkpoints=False)
+        else:
+            contenders["task"] = lambda r: Task(work, args.items, "list").run(r, sandbox)
+        contenders["httpx"] = raw_client("httpx", sandbox, args.items)
+        contenders["requests"] = raw_client("requests", sandbox, args.items)
+        results = {name: [] for name in contenders}
         sandbox.control("DELETE", "journal")
         for round_ in range(args.rounds):
             order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
             for name in order:
                 results[name].append(contenders[name](round_ * 10 + len(results[name])))
                 print(name, {k: round(v, 3) for k, v in results[name][-1].items()}, flush=True)
-        results["jsonl"].append(Task(work, args.items, "jsonl").run(99, sandbox))
-        print("jsonl", results["jsonl"][-1], flush=True)
+        if not args.celery:
+            results["jsonl"] = [Task(work, args.items, "jsonl").run(99, sandbox)]
+            print("jsonl", results["jsonl"][-1], flush=True)
     finally:
+        if celery is not None:
+            celery.close()
         sandbox.stop()
         shutil.rmtree(work, ignore_errors=True)
-    text, passed = table(results, args, started, bool(pinning))
+    header = (
+        f"`python benchmarks/bench_bulk_task.py --items {args.items} --rounds {args.rounds}"
+        f"{' --celery' if args.celery else ''}{' --no-pin' if args.no_pin else ''}`, {started}, "
+        f"{bench.platform.platform()}, {os.cpu_count()} cores, load average before {load}, "
+        f"sandbox on its own core, the rest on the other: {'yes' if pinning else 'no'}"
+        + (f"; {args.note}" if args.note else "")
+    )
+    if args.celery:
+        from bulk_task_celery import celery_table
+
+        text, passed = celery_table(results, args.items, args.rounds, header)
+    else:
+        text, passed = table(results, args, header)
     print(text)
     if not args.no_write:
-        write_results(text)
+        where = "in the CeleryExecutor + PostgreSQL deployment" if args.celery else "(`airflow dags test`)"
+        heading = f"## A {args.items:,}-item bulk task with checkpoints on {where}"
+        write_results(text, CELERY_MARKERS if args.celery else MARKERS, heading)
     return 0 if passed else 1
 
 
-def table(
-    results: dict[str, list[dict[str, float]]], args: argparse.Namespace, started: str, pinned: bool
-) -> tuple[str, bool]:
+def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, header: str) -> tuple[str, bool]:
     task, raw_requests, raw_httpx = results["task"], results["requests"], results["httpx"]
     rate = median([r["rate"] for r in task])
     ratio_requests = median([t["rate"] / r["rate"] for t, r in zip(task, raw_requests, strict=True)])
@@ -263,9 +302,7 @@ def table(
         ),
     ]
     lines = [
-        f"`python benchmarks/bench_bulk_task.py --items {args.items} --rounds {args.rounds}`, {started}, "
-        f"{bench.platform.platform()}, {os.cpu_count()} cores, client/sandbox pinned: {'yes' if pinned else 'no'}"
-        + (f"; {args.note}" if args.note else ""),
+        header,
         "",
         "One `BulkProfilePatchOperator` task under `airflow dags test` (checkpoints ON: Airflow's task state store), "
         f"{args.items:,} distinct profiles, max_concurrency 8, items as an in-DAG list; raw clients: 8 threads, one "
@@ -289,15 +326,15 @@ def table(
     return "\n".join(lines), all(ok for *_, ok in checks)
 
 
-def write_results(text: str) -> None:
+def write_results(text: str, markers: tuple[str, str], heading: str) -> None:
     path = HERE / "RESULTS.md"
     current = path.read_text()
-    block = f"{MARKERS[0]}\n{text}\n{MARKERS[1]}"
-    if MARKERS[0] in current:
-        before, rest = current.split(MARKERS[0], 1)
-        current = before + block + rest.split(MARKERS[1], 1)[1]
+    block = f"{markers[0]}\n{text}\n{markers[1]}"
+    if markers[0] in current:
+        before, rest = current.split(markers[0], 1)
+        current = before + block + rest.split(markers[1], 1)[1]
     else:
-        current += f"\n## A 10,000-item bulk task with checkpoints on (`airflow dags test`)\n\n{block}\n"
+        current += f"\n{heading}\n\n{block}\n"
     path.write_text(current)
 
 

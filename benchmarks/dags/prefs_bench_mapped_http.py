@@ -11,10 +11,10 @@ from datetime import datetime
 
 from airflow.providers.http.operators.http import HttpOperator
 from airflow.sdk import DAG
-from bench_profiles import DAG_IDS, HTTP_CONN_ID, PATCH, alternate_ids, profile_endpoint
+from bench_profiles import DAG_IDS, HTTP_CONN_ID, PATCH, alternate_ids, maybe_profiled, profile_endpoint
 
 with DAG(dag_id=DAG_IDS["http"], schedule=None, start_date=datetime(2026, 1, 1), catchup=False, tags=["benchmark"]):
-    HttpOperator.partial(
+    maybe_profiled(HttpOperator).partial(
         task_id="patch_profile",
         http_conn_id=HTTP_CONN_ID,
         method="PATCH",
