@@ -135,11 +135,12 @@ class PatchOperatorBase(ChangeOperatorBase):
     def patch_at_most_once(self, context: Any, *, keep_outcome: bool = True) -> dict[str, Any]:
         """Plan or validate, then preview or send; a retry of this task instance never sends twice.
 
-        One read of the task state store first, except in a task instance's first try, which has no
-        earlier try to find (see :func:`~airflow_provider_prefs.operators.checkpoint.may_follow_an_earlier_try`).
-        Before sending, the exact operations are recorded (one write). A retry that finds only them
-        (the earlier try was cut off mid-request, or died before it could forget them) re-judges them
-        on a fresh read and sends those same operations only if they did not land.
+        One read of the task state store first, on every try: ``try_number`` 1 does not prove that
+        nothing ran before (``airflow tasks test`` after a killed ``dags test``, a queue that redelivers
+        a killed worker's message run the same try again). Before sending, the exact operations are
+        recorded (one write). A retry that finds only them (the earlier try was cut off mid-request,
+        or died before it could forget them) re-judges them on a fresh read and sends those same
+        operations only if they did not land.
 
         ``keep_outcome``: also record the summary after the answer (one more write), for callers
         that still have work to do before the task can succeed (a wait for completion): a retry
@@ -147,11 +148,9 @@ class PatchOperatorBase(ChangeOperatorBase):
         it succeeds right after the answer: if it dies in between, the retry's re-judging settles it.
         """
         from airflow_provider_prefs.errors import PrefsError
-        from airflow_provider_prefs.operators.checkpoint import may_follow_an_earlier_try
 
         checkpoint = self.checkpoint(context)
-        # A first try has nothing to read (see may_follow_an_earlier_try): one store round trip saved.
-        record = checkpoint.get(CHANGE_KEY) if may_follow_an_earlier_try(context) else None
+        record = checkpoint.get(CHANGE_KEY)
         # Whether the store may hold this task's record, i.e. whether success has something to forget.
         self._checkpoint_kept = record is not None
         recorded = recorded_outcome(record)

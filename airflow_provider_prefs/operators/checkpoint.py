@@ -76,23 +76,6 @@ class TaskCheckpoint:
             self.delete(*keys)
 
 
-def may_follow_an_earlier_try(context: Any) -> bool:
-    """False only for a task instance's first try, which no earlier try can have left a record for.
-
-    Airflow scopes the store to one DAG run's task instance (a run deleted and made again is a new
-    ``dag_run.id``, its rows are cascaded away) and every path that runs a task instance again
-    (retry, clear, a lost worker's heartbeat timeout, an orphaned task reset) goes through the
-    scheduler, which numbers it ``try_number + 1``. Only a reschedule keeps the number, and a task
-    resumed after a deferral keeps it too but resumes in its ``next_method`` (``execute_complete``),
-    not in the code that reads here. So a first try skips the read, one round trip of its three.
-    Without a ``ti`` or an integer ``try_number`` (a test context, an unknown runner), assume there
-    may have been one and read.
-    """
-    ti = context.get("ti") if hasattr(context, "get") else None
-    try_number = getattr(ti, "try_number", None)
-    return not (type(try_number) is int and try_number == 1)
-
-
 def airflow_clears_on_success() -> bool:
     """Airflow's ``[state_store] clear_on_success`` (the task runner, too, assumes the api-server shares it)."""
     try:
