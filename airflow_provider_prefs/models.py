@@ -103,13 +103,19 @@ def profile_summary(profile: dict[str, Any], target: str) -> ProfileSummary:
     return summary
 
 
-PatchStatus = Literal["applied", "unchanged", "dry_run", "failed"]
+ChangeStatus = Literal["applied", "unchanged", "dry_run", "failed"]
 
 
-class PatchOutcome(BaseModel):
-    """What a patch task returns (XCom): plain JSON, no secrets, no full documents."""
+class ChangeOutcome(BaseModel):
+    """How one change ended: what the hooks' ``change_*`` methods return, and the patch operators' XCom
+    (:meth:`to_xcom`). Plain JSON, no secrets, no full documents.
 
-    status: PatchStatus
+    ``status``: ``applied`` (sent, or an earlier copy confirmed landed), ``unchanged`` (the resource
+    already matched), ``dry_run`` (previewed, nothing sent) or ``failed`` (a bulk item's row; a single
+    change raises instead).
+    """
+
+    status: ChangeStatus
     target: str = Field(description="what was patched, e.g. offer 'fallbackOffer1234'")
     operations: int = 0
     reconciled: bool = Field(
@@ -133,18 +139,26 @@ class PatchOutcome(BaseModel):
 class BulkReport(BaseModel):
     """Totals of a bulk run, plus the failures (capped) that the task reports at the end.
 
-    A resumed run counts every item: ``applied``/``unchanged``/``failed`` include the ``skipped`` items
-    an earlier try finished (their failure rows are in that try's report, not repeated here).
+    A resumed run counts every item of the run: ``applied``/``unchanged`` include the ``skipped`` items
+    earlier tries finished; ``failed`` counts only this try's failures, since an earlier try's failed
+    items are done again (``resumed``: re-judged, or ``retried``: planned anew).
     """
 
     total: int = 0
     applied: int = 0
     unchanged: int = 0
     failed: int = 0
-    failures: list[PatchOutcome] = Field(default_factory=list)
+    failures: list[ChangeOutcome] = Field(default_factory=list)
     failures_truncated: int = 0
     skipped: int = Field(default=0, description="items an earlier try of the task finished (counted above, not sent)")
-    resumed: int = Field(default=0, description="items an earlier try left in flight: re-judged, resent if needed")
+    resumed: int = Field(
+        default=0,
+        description="items an earlier try left in flight (or with an unknown outcome): re-judged, resent only if "
+        "they did not land",
+    )
+    retried: int = Field(
+        default=0, description="items an earlier try saw refused (or never sent): planned anew and sent by this try"
+    )
     replanned: int = Field(
         default=0, description="items planned again (once or more) because the resource changed after they were read"
     )

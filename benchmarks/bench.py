@@ -261,7 +261,7 @@ class OfferClients:
 
     def hook_patch(self, i: int) -> None:
         """The reused provider hook (validation and exactly-once included)."""
-        self.hook.patch_offer(OFFER_ID, offer_patch(i))
+        self.hook.change_offer(OFFER_ID, patch=offer_patch(i))
 
     def http_hook_patch(self, i: int, hook: Any = None, token: str | None = None) -> None:
         """``HttpHook.run`` PATCH (the reused one unless ``hook`` is given)."""
@@ -275,7 +275,7 @@ class OfferClients:
         from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 
         hook = OfferLibraryHook()
-        hook.patch_offer(OFFER_ID, offer_patch(i))
+        hook.change_offer(OFFER_ID, patch=offer_patch(i))
         hook.close()
 
     def fresh_http_hook_task(self, i: int) -> None:
@@ -436,7 +436,7 @@ class ProfileClients:
             numbers = self.ids(count, population)
             start = time.perf_counter()
             for n in numbers:
-                self.hook.patch_profile(f"bench-{n}@example.com", "Email", profile_patch(n))
+                self.hook.change_profile(f"bench-{n}@example.com", "Email", patch=profile_patch(n))
             return count / (time.perf_counter() - start)
 
         return run
@@ -483,6 +483,10 @@ class LatentStore:
     def get(self, key: str, default: Any = None) -> Any:
         time.sleep(self.latency)
         return self.values.get(key, default)
+
+    def forget_on_success(self) -> None:
+        time.sleep(self.latency)
+        self.values.clear()
 
     def set(self, key: str, value: Any) -> None:
         text = json.dumps(value)  # what the client serializes before the round trip
@@ -548,7 +552,7 @@ def bench_many_hooks(args: argparse.Namespace) -> None:
     for i in range(count):
         start = time.perf_counter()
         hook = OfferLibraryHook()
-        hook.patch_offer(OFFER_ID, offer_patch(i))
+        hook.change_offer(OFFER_ID, patch=offer_patch(i))
         hook.close()
         costs.append(time.perf_counter() - start)
     gc.collect()
@@ -625,7 +629,7 @@ def bench_task_tokens(sandbox: SandboxProcess, args: argparse.Namespace) -> None
             code = 1
             try:
                 hook = OfferLibraryHook()
-                hook.patch_offer(OFFER_ID, offer_patch(i))
+                hook.change_offer(OFFER_ID, patch=offer_patch(i))
                 code = 0
             finally:
                 os._exit(code)

@@ -681,21 +681,21 @@ CASES: list[BadInput] = [
     # ----- hooks called directly ------------------------------------------------------------------
     BadInput(
         "offer-hook-nan",
-        lazy(lambda: OfferLibraryHook().patch_offer(OFFER, replace("/name", NAN))),
+        lazy(lambda: OfferLibraryHook().change_offer(OFFER, patch=replace("/name", NAN))),
         PatchValidationError,
         ("value at /name is not valid JSON (NaN",),
     ),
     BadInput(
         "offer-hook-set",
-        lazy(lambda: OfferLibraryHook().patch_offer(OFFER, replace("/labels", {"x"}))),
+        lazy(lambda: OfferLibraryHook().change_offer(OFFER, patch=replace("/labels", {"x"}))),
         PatchValidationError,
         ("value at /labels", "set"),
     ),
     BadInput(
         "offer-hook-100000-lists-deep",
         lazy(
-            lambda: OfferLibraryHook().patch_offer(
-                OFFER, [{"op": "add", "path": "/labels/-", "value": nested_lists(100_000)}]
+            lambda: OfferLibraryHook().change_offer(
+                OFFER, patch=[{"op": "add", "path": "/labels/-", "value": nested_lists(100_000)}]
             )
         ),
         PatchValidationError,
@@ -709,27 +709,31 @@ CASES: list[BadInput] = [
     ),
     BadInput(
         "offer-hook-patch-dot",
-        lazy(lambda: OfferLibraryHook().patch_offer(".", replace("/name", "x"))),
+        lazy(lambda: OfferLibraryHook().change_offer(".", patch=replace("/name", "x"))),
         InvalidInputError,
         ("offer_id '.'", "dot segment"),
     ),
     BadInput(
         "offer-hook-20mb-array-append",
-        lazy(lambda: OfferLibraryHook().patch_offer(OFFER, [{"op": "add", "path": "/labels/-", "value": "x" * BIG}])),
+        lazy(
+            lambda: OfferLibraryHook().change_offer(
+                OFFER, patch=[{"op": "add", "path": "/labels/-", "value": "x" * BIG}]
+            )
+        ),
         RequestTooLargeError,
         ("PATCH offer 'fallbackOffer1234'", "max_request_bytes", "nothing was sent"),
     ),
     BadInput(
         "offer-hook-remove-dash",
-        lazy(lambda: OfferLibraryHook().patch_offer(OFFER, [{"op": "remove", "path": "/representations/-"}])),
+        lazy(lambda: OfferLibraryHook().change_offer(OFFER, patch=[{"op": "remove", "path": "/representations/-"}])),
         PatchValidationError,
         ("remove /representations/-", "give its index"),
     ),
     BadInput(
         "profile-hook-remove-dash",
         lazy(
-            lambda: MyPreferencesHook().patch_profile(
-                "Ada@Example.com", "Email", [{"op": "remove", "path": "/CustomFields/-"}]
+            lambda: MyPreferencesHook().change_profile(
+                "Ada@Example.com", "Email", patch=[{"op": "remove", "path": "/CustomFields/-"}]
             )
         ),
         PatchValidationError,
@@ -738,8 +742,8 @@ CASES: list[BadInput] = [
     BadInput(
         "profile-hook-3000-dicts-deep",
         lazy(
-            lambda: MyPreferencesHook().patch_profile(
-                "Ada@Example.com", "Email", replace("/CustomerName", nested_dicts(3000))
+            lambda: MyPreferencesHook().change_profile(
+                "Ada@Example.com", "Email", patch=replace("/CustomerName", nested_dicts(3000))
             )
         ),
         PatchValidationError,
@@ -748,8 +752,8 @@ CASES: list[BadInput] = [
     BadInput(
         "profile-hook-datetime-text-ok-but-type",
         lazy(
-            lambda: MyPreferencesHook().patch_profile(
-                "Ada@Example.com", "Email", replace("/RegistrationConfirmed", dt.datetime(2026, 1, 1))
+            lambda: MyPreferencesHook().change_profile(
+                "Ada@Example.com", "Email", patch=replace("/RegistrationConfirmed", dt.datetime(2026, 1, 1))
             )
         ),
         PatchValidationError,
@@ -764,8 +768,8 @@ CASES: list[BadInput] = [
     BadInput(
         "profile-hook-small-request-limit",
         lazy(
-            lambda: MyPreferencesHook(transport_overrides={"max_request_bytes": 1000}).patch_profile(
-                "Ada@Example.com", "Email", replace("/CustomerType", "R" * 2000)
+            lambda: MyPreferencesHook(transport_overrides={"max_request_bytes": 1000}).change_profile(
+                "Ada@Example.com", "Email", patch=replace("/CustomerType", "R" * 2000)
             )
         ),
         RequestTooLargeError,
@@ -774,8 +778,8 @@ CASES: list[BadInput] = [
     BadInput(
         "profile-hook-request-limit-zero",
         lazy(
-            lambda: MyPreferencesHook(transport_overrides={"max_request_bytes": 0}).patch_profile(
-                "Ada@Example.com", "Email", replace("/IsActive", True)
+            lambda: MyPreferencesHook(transport_overrides={"max_request_bytes": 0}).change_profile(
+                "Ada@Example.com", "Email", patch=replace("/IsActive", True)
             )
         ),
         ConfigurationError,

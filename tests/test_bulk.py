@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_prefs.bulk.runner import LOOKAHEAD_PER_THREAD, run_bulk
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
-from airflow_provider_prefs.models import PatchOutcome
+from airflow_provider_prefs.models import ChangeOutcome
 from airflow_provider_prefs.operators import BulkFallbackOfferPatchOperator, BulkProfilePatchOperator
 
 EMAILS = ["Ada@Example.com", "grace@example.com", "ALAN@EXAMPLE.COM"]
@@ -33,7 +33,7 @@ def test_run_bulk_bounds_concurrency_and_consumes_input_lazily() -> None:
             pulled += 1
             yield n
 
-    def handle(n: int) -> PatchOutcome:
+    def handle(n: int) -> ChangeOutcome:
         nonlocal in_flight, peak
         with lock:
             in_flight += 1
@@ -43,7 +43,7 @@ def test_run_bulk_bounds_concurrency_and_consumes_input_lazily() -> None:
         time.sleep(0.002)
         with lock:
             in_flight -= 1
-        return PatchOutcome(
+        return ChangeOutcome(
             status="failed" if n % 50 == 0 else "applied", target=str(n), error="x" if n % 50 == 0 else None
         )
 

@@ -15,6 +15,7 @@ import pytest
 from airflow_provider_prefs.bulk.progress import STATE_KEY, BulkProgress
 from airflow_provider_prefs.bulk.runner import RECORDED_AHEAD
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+from airflow_provider_prefs.patching.checkpoint import MemoryCheckpoint
 
 PROFILES = 40
 MARK = "resume-test"
@@ -24,23 +25,14 @@ class Crash(BaseException):
     """Stands in for SIGKILL: nothing catches it, the run stops where it is."""
 
 
-class FakeStore:
-    """A task checkpoint kept in a dict; ``crash_after`` writes, the next write kills the run."""
-
-    available = True
+class FakeStore(MemoryCheckpoint):
+    """A checkpoint kept in a dict; ``crash_after`` writes, the next write kills the run."""
 
     def __init__(self, crash_after: int | None = None) -> None:
-        self.values: dict[str, Any] = {}
+        super().__init__()
         self.writes = 0
         self.crash_after = crash_after
         self.largest = 0
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.values[key]) if key in self.values else default
-
-    def delete(self, *keys: str) -> None:
-        for key in keys:
-            self.values.pop(key, None)
 
     def set(self, key: str, value: Any) -> None:
         if self.crash_after is not None and self.writes >= self.crash_after:
@@ -174,7 +166,7 @@ def test_success_forgets_the_progress_unless_airflow_clears_it(
     """A successful run forgets its checkpoint (one delete), or leaves it to [state_store] clear_on_success."""
     from helpers import FakeTaskStateStore
 
-    from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+    from airflow_provider_prefs.patching.checkpoint import TaskCheckpoint
 
     monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", str(airflow_clears))
     store = FakeTaskStateStore()

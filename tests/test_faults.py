@@ -25,7 +25,6 @@ from helpers import set_connection
 from airflow_provider_prefs.errors import PrefsError
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
-from airflow_provider_prefs.patching.changes import apply_change
 
 LATE = 1.4  # seconds a delayed request or answer is held back; the client times out after 1 s
 PATCH_FAULTS = [  # the first rule that fires wins, so later rules fire a little less often than written
@@ -75,16 +74,16 @@ def offer_target(hook: OfferLibraryHook, sandbox: Any, offer_id: str) -> Target:
             {"op": "test", "path": "/labels", "value": labels},
             {"op": "add", "path": "/labels/-", "value": marker},
         ]
-        return hook.patch_offer(offer_id, patch)
+        return hook.change_offer(offer_id, patch=patch)
 
     def doc() -> dict[str, Any]:
         return dict(sandbox.state.offer("dev", offer_id))
 
     return Target(
         name=offer_id,
-        append=lambda m: hook.patch_offer(offer_id, [{"op": "add", "path": "/labels/-", "value": m}]),
-        replace=lambda m: hook.patch_offer(offer_id, [{"op": "replace", "path": "/description", "value": m}]),
-        desired=lambda m: apply_change(hook.offer(offer_id), desired={"name": m}),
+        append=lambda m: hook.change_offer(offer_id, patch=[{"op": "add", "path": "/labels/-", "value": m}]),
+        replace=lambda m: hook.change_offer(offer_id, patch=[{"op": "replace", "path": "/description", "value": m}]),
+        desired=lambda m: hook.change_offer(offer_id, desired={"name": m}),
         guarded_append=guarded_append,
         appended=lambda: [label for label in doc()["labels"] if label.startswith("m-")],
         replaced=lambda: str(doc()["description"]),
@@ -102,20 +101,20 @@ def profile_target(hook: MyPreferencesHook, sandbox: Any, alternate_id: str, id_
             {"op": "test", "path": "/CustomFields", "value": fields},
             {"op": "add", "path": "/CustomFields/-", "value": field_of(marker)},
         ]
-        return hook.patch_profile(alternate_id, id_type, patch)
+        return hook.change_profile(alternate_id, id_type, patch=patch)
 
     def doc() -> dict[str, Any]:
         return dict(sandbox.state.profile("DEMO", alternate_id, id_type))
 
     return Target(
         name=alternate_id,
-        append=lambda m: hook.patch_profile(
-            alternate_id, id_type, [{"op": "add", "path": "/CustomFields/-", "value": field_of(m)}]
+        append=lambda m: hook.change_profile(
+            alternate_id, id_type, patch=[{"op": "add", "path": "/CustomFields/-", "value": field_of(m)}]
         ),
-        replace=lambda m: hook.patch_profile(
-            alternate_id, id_type, [{"op": "replace", "path": "/CustomerName/FirstName", "value": m}]
+        replace=lambda m: hook.change_profile(
+            alternate_id, id_type, patch=[{"op": "replace", "path": "/CustomerName/FirstName", "value": m}]
         ),
-        desired=lambda m: apply_change(hook.profile(alternate_id, id_type), desired={"CustomerName": {"LastName": m}}),
+        desired=lambda m: hook.change_profile(alternate_id, id_type, desired={"CustomerName": {"LastName": m}}),
         guarded_append=guarded_append,
         appended=lambda: [f["Name"] for f in doc()["CustomFields"] if f["Name"].startswith("m-")],
         replaced=lambda: str(doc()["CustomerName"]["FirstName"]),
@@ -244,7 +243,7 @@ def test_a_guarded_patch_is_resent_safely_after_a_lost_answer(connections: Any) 
         {"op": "test", "path": "/labels", "value": current["labels"]},
         {"op": "add", "path": "/labels/-", "value": "guarded"},
     ]
-    result = hook.patch_offer("fallbackOffer1234", patch)
+    result = hook.change_offer("fallbackOffer1234", patch=patch)
     assert result.reconciled
     assert connections.state.offer("dev", "fallbackOffer1234")["labels"].count("guarded") == 1
     # No pre-read was needed: the guard itself makes the resend safe.
@@ -258,9 +257,9 @@ def test_a_change_by_someone_else_after_a_lost_answer_is_planned_around(connecti
     # Someone else changes the very array our append (guarded on ``base``) pins, and our first copy is
     # refused before processing: the re-read shows our entry absent and the guard broken, so no copy of
     # ours can land any more; the append is planned again on the fresh document and lands once.
-    hook.patch_offer("fallbackOffer1234", [{"op": "replace", "path": "/labels", "value": ["theirs"]}])
+    hook.change_offer("fallbackOffer1234", patch=[{"op": "replace", "path": "/labels", "value": ["theirs"]}])
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_before", "count": 1}])
-    hook.patch_offer("fallbackOffer1234", [{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
+    hook.change_offer("fallbackOffer1234", patch=[{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
     assert connections.state.offer("dev", "fallbackOffer1234")["labels"] == ["theirs", "x"]
     patches = [e for e in connections.state.journal() if e["route"] == "offer.patch"]
     assert [e["status"] for e in patches] == [200, 503, 200]
@@ -278,14 +277,14 @@ def test_a_lost_answer_among_changes_by_others_is_reported_not_guessed(connectio
         {"op": "replace", "path": "/labels", "value": ["theirs"]},
         {"op": "replace", "path": "/name", "value": "n"},
     ]
-    hook.patch_offer("fallbackOffer1234", theirs)
+    hook.change_offer("fallbackOffer1234", patch=theirs)
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_before", "count": 1}])
     ours: list[dict[str, Any]] = [
         {"op": "add", "path": "/labels/-", "value": "x"},
         {"op": "replace", "path": "/name", "value": "n"},
     ]
     with pytest.raises(OutcomeUnknownError, match=r"could not tell.*To check: read the resource and look at /labels/-"):
-        hook.patch_offer("fallbackOffer1234", ours, base=base)
+        hook.change_offer("fallbackOffer1234", patch=ours, base=base)
     offer = connections.state.offer("dev", "fallbackOffer1234")
     assert (offer["labels"], offer["name"]) == (["theirs"], "n")
 
@@ -293,10 +292,12 @@ def test_a_lost_answer_among_changes_by_others_is_reported_not_guessed(connectio
 def test_an_unrelated_concurrent_change_does_not_block_a_guarded_resend(connections: Any) -> None:
     hook = OfferLibraryHook()
     base = hook.get_offer("fallbackOffer1234")
-    hook.patch_offer("fallbackOffer1234", [{"op": "replace", "path": "/name", "value": "someone else"}])
+    hook.change_offer("fallbackOffer1234", patch=[{"op": "replace", "path": "/name", "value": "someone else"}])
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_before", "count": 1}])
-    result = hook.patch_offer("fallbackOffer1234", [{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
-    assert result.resends == 1
+    result = hook.change_offer("fallbackOffer1234", patch=[{"op": "add", "path": "/labels/-", "value": "x"}], base=base)
+    assert result.status == "applied" and not result.reconciled
+    # The first copy was refused before processing (503), the guarded resend applied.
+    assert [e["applied"] for e in connections.state.journal() if e["route"] == "offer.patch"][-2:] == [False, True]
     offer = connections.state.offer("dev", "fallbackOffer1234")
     assert offer["labels"] == [*base["labels"], "x"] and offer["name"] == "someone else"
 
@@ -305,6 +306,8 @@ def test_429_retry_after_is_honoured(connections: Any) -> None:
     hook = MyPreferencesHook()
     connections.state.set_faults([{"route": "profile.patch", "kind": "429", "retry_after": 1, "count": 1}])
     start = time.monotonic()
-    hook.patch_profile("Ada@Example.com", "Email", [{"op": "replace", "path": "/CustomerType", "value": "Retail"}])
+    hook.change_profile(
+        "Ada@Example.com", "Email", patch=[{"op": "replace", "path": "/CustomerType", "value": "Retail"}]
+    )
     assert time.monotonic() - start >= 1.0
     assert [e["status"] for e in connections.state.journal() if e["route"] == "profile.patch"] == [429, 200]

@@ -17,8 +17,8 @@ from airflow_provider_prefs.errors import (
 )
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
-from airflow_provider_prefs.models import PatchOutcome
-from airflow_provider_prefs.patching.changes import PlannedChange, Resource, plan_change, send_change, send_exactly_once
+from airflow_provider_prefs.models import ChangeOutcome
+from airflow_provider_prefs.patching.changes import PlannedChange, Resource, plan_change, send_exactly_once, sent_change
 from airflow_provider_prefs.patching.guards import add_guards, needs_guard, prepare, safe_to_resend
 from airflow_provider_prefs.patching.rules import OFFER_RULES, PROFILE_RULES, Patch
 
@@ -105,13 +105,13 @@ def _offer_resource(doc: dict[str, Any], sent: list[Patch]) -> Resource:
     )
 
 
-def test_plan_change_returns_the_guarded_ops_and_send_change_sends_exactly_them() -> None:
+def test_plan_change_returns_the_guarded_ops_and_sent_change_sends_exactly_them() -> None:
     doc, sent = copy.deepcopy(OFFER), list[Patch]()
     resource = _offer_resource(doc, sent)
     planned = plan_change(resource, patch=APPEND)
     assert planned.base == OFFER
     assert planned.ops == [{"op": "test", "path": "/labels", "value": ["a"]}, *APPEND]
-    assert send_change(resource, planned).status == "applied"
+    assert sent_change(resource, planned).outcome.status == "applied"
     assert sent == [planned.ops] and doc["labels"] == ["a", "x"]
 
 
@@ -208,8 +208,8 @@ def test_a_checkpointed_plan_resent_after_it_landed_is_applied_once(connections:
         value: Any = "once" if isinstance(hook, OfferLibraryHook) else {"Name": "once", "Value": "1"}
         path = "/labels/-" if isinstance(hook, OfferLibraryHook) else "/CustomFields/-"
         planned = plan_change(resource, patch=[{"op": "add", "path": path, "value": value}])
-        first: PatchOutcome = send_change(resource, planned)
-        retry: PatchOutcome = send_change(resource, planned)  # the same recorded ops, sent again
+        first: ChangeOutcome = sent_change(resource, planned).outcome
+        retry: ChangeOutcome = sent_change(resource, planned).outcome  # the same recorded ops, sent again
         assert (first.status, first.reconciled) == ("applied", False)
         assert (retry.status, retry.reconciled) == ("applied", True)
         assert count(resource.read()) == 1

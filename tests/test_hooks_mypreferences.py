@@ -129,7 +129,7 @@ def test_failing_test_op_is_a_409_that_applies_nothing(connections: Any) -> None
         {"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"},
     ]
     with pytest.raises(ConcurrentModificationError) as info:
-        MyPreferencesHook().patch_profile("Ada@Example.com", "Email", patch=patch)
+        MyPreferencesHook().change_profile("Ada@Example.com", "Email", patch=patch)
     message = str(info.value)
     assert "test of /CustomerType" in message and "'Nope'" in message and "Nothing was applied" in message
     assert [(e["route"], e["status"]) for e in connections.state.journal()] == [

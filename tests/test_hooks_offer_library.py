@@ -62,7 +62,7 @@ def test_wrong_secret_is_one_clear_authentication_error(connections: Any, monkey
 def test_every_call_sends_all_four_adobe_headers(connections: Any) -> None:
     hook = OfferLibraryHook()
     hook.get_offer("fallbackOffer1234")
-    hook.patch_offer("fallbackOffer1234", [{"op": "replace", "path": "/name", "value": "Renamed"}])
+    hook.change_offer("fallbackOffer1234", patch=[{"op": "replace", "path": "/name", "value": "Renamed"}])
     hook.list_offers(limit=1)
     calls = [e for e in connections.state.journal() if e["route"].startswith("offer.")]
     assert len(calls) == 3

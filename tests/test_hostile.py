@@ -568,7 +568,7 @@ def test_redirected_patch_is_judged_by_a_re_read_and_never_applied_blindly(monke
         }
     )
     with server, pytest.raises(errors.OutcomeUnknownError) as info:
-        profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
+        profile_hook(monkeypatch, server.url).change_profile("ada@example.com", "Email", patch=LOCALE)
     message = str(info.value)
     assert "HTTP 307" in message and "https://moved.example/api/v4/x/profiles" in message and "final URL" in message
     assert "Not applied at the last re-read" in message
@@ -581,7 +581,7 @@ def test_moved_host_names_the_location_through_the_hook(monkeypatch: pytest.Monk
         {("PATCH", "/api/v4/"): redirect(301, "/v5/profiles"), ("GET", "/api/v4/"): redirect(301, "/v5/profiles")}
     )
     with server, pytest.raises(errors.RedirectError) as info:
-        profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
+        profile_hook(monkeypatch, server.url).change_profile("ada@example.com", "Email", patch=LOCALE)
     assert info.value.location == f"{server.url}/v5/profiles" and "host of the Airflow connection" in str(info.value)
     assert (server.count("PATCH"), server.count("GET")) == (1, 1)
 
@@ -594,8 +594,8 @@ def test_malformed_patch_answer_then_a_re_read_showing_it_applied(monkeypatch: p
         }
     )
     with server:
-        result = profile_hook(monkeypatch, server.url).patch_profile("ada@example.com", "Email", LOCALE)
-    assert result.reconciled and result.answer["DefaultLocale"] == "fr-FR"
+        result = profile_hook(monkeypatch, server.url).change_profile("ada@example.com", "Email", patch=LOCALE)
+    assert (result.status, result.reconciled) == ("applied", True) and result.profile is not None
     assert (server.count("PATCH"), server.count("GET")) == (1, 1)
 
 

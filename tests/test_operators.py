@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import cached_property
 from typing import Any
 
 import pytest
@@ -117,13 +118,13 @@ def test_desired_profile_state_with_array_removals(connections: Any) -> None:
     assert after["CustomFields"] == keep and after["DefaultLocale"] == "de-DE"
 
 
-class RacingOfferOperator(FallbackOfferPatchOperator):
+class RacingOfferHook(OfferLibraryHook):
     """Someone else renames the offer between each of our reads and our patch (to a new name each time)."""
 
     renames = 1
 
-    def resource(self) -> Any:
-        resource = super().resource()
+    def offer(self, offer_id: str) -> Any:
+        resource = super().offer(offer_id)
         names = iter(f"Theirs {n}" for n in range(100))
 
         def read_then_race() -> dict[str, Any]:
@@ -131,10 +132,22 @@ class RacingOfferOperator(FallbackOfferPatchOperator):
             if self.renames:
                 self.renames -= 1
                 rename = [{"op": "replace", "path": "/name", "value": next(names)}]
-                OfferLibraryHook().patch_offer(self.offer_id, rename)
+                OfferLibraryHook().change_offer(offer_id, patch=rename)
             return current
 
         return dataclasses.replace(resource, read=read_then_race)
+
+
+class RacingOfferOperator(FallbackOfferPatchOperator):
+    """The operator, through the racing hook (operators make their change through their hook)."""
+
+    renames = 1
+
+    @cached_property
+    def hook(self) -> RacingOfferHook:
+        hook = RacingOfferHook(self.conn_id)
+        hook.renames = self.renames
+        return hook
 
 
 def test_a_desired_state_is_planned_again_after_a_concurrent_change(connections: Any) -> None:

@@ -22,7 +22,7 @@ ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "
 
 def make_pending(sandbox: Any, delay: float = 0.5) -> None:
     sandbox.state.set_config(pending_delay=delay)
-    MyPreferencesHook().patch_profile(**ADA, patch=[{"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"}])
+    MyPreferencesHook().change_profile(**ADA, patch=[{"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"}])
 
 
 def sensor(**kwargs: Any) -> ProfileUpdateStatusSensor:

@@ -18,6 +18,7 @@ from helpers import FakeTaskStateStore, airflow_exception
 
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.operators import FallbackOfferPatchOperator, ProfilePatchOperator
+from airflow_provider_prefs.patching.checkpoint import TaskCheckpoint, own_record, resource_key
 from airflow_provider_prefs.update_status import UpdateStatusTimeoutError
 
 ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
@@ -27,8 +28,7 @@ APPEND: list[dict[str, Any]] = [
 
 
 def fake_store() -> FakeTaskStateStore:
-    """A task state store as Airflow 3.3+ provides it (the checkpoint writes with its retention constant)."""
-    pytest.importorskip("airflow.sdk.bases.resumablejobmixin", reason="the task state store needs Airflow 3.3+")
+    """A task state store as Airflow provides it (the checkpoint writes with its retention constant)."""
     return FakeTaskStateStore()
 
 
@@ -43,15 +43,20 @@ def custom_fields(sandbox: Any) -> list[dict[str, Any]]:
 KEY = "patch.change"
 
 
+def ada_key() -> list[Any]:
+    """The stable key a record of Ada's profile carries (the service, account, id type and id, casefolded)."""
+    return resource_key(MyPreferencesHook().profile(**ADA))
+
+
 def test_first_try_records_intent_then_outcome_and_success_forgets_both(connections: Any) -> None:
     store = fake_store()
     task = profile_op(patch=APPEND)
-    result = task.patch_at_most_once({"task_state_store": store})
+    result = task.change_at_most_once({"task_state_store": store}, keep_outcome=True)
     [(_, _, intent), (_, _, answered)] = [call for call in store.calls if call[0] == "set"]
     assert intent["target"] == result["target"] and intent["ops"] == journal(connections, "profile.patch")[0]["body"]
-    assert store.values[KEY] == answered == {"target": result["target"], "outcome": result}
+    assert store.values[KEY] == answered == {"key": ada_key(), "target": result["target"], "outcome": result}
     # Airflow keeps task state after success, so the task forgets its own: clearing it later patches anew.
-    task.task_done({"task_state_store": store}, result)
+    task.task_done(result)
     assert store.values == {}
 
 
@@ -76,7 +81,9 @@ def test_a_first_try_still_reads_since_the_same_try_can_run_twice(connections: A
     ``dags test``, or a queue redelivering a dead worker's message, run try 1 again. The second run
     must find the first one's operations and re-judge them instead of appending a second copy."""
     store = fake_store()
-    first = profile_op(patch=APPEND).patch_at_most_once({"task_state_store": store, "ti": TryOf(1)}, keep_outcome=False)
+    first = profile_op(patch=APPEND).change_at_most_once(
+        {"task_state_store": store, "ti": TryOf(1)}, keep_outcome=False
+    )
     assert store.methods() == ["get", "set"]  # the operations, before sending; then the try died before success
     again = profile_op(patch=APPEND).execute({"task_state_store": store, "ti": TryOf(1)})
     assert store.methods() == ["get", "set", "get", "delete"]
@@ -104,7 +111,7 @@ def test_airflow_clearing_on_success_saves_the_delete(connections: Any, monkeypa
 def test_a_try_killed_between_the_answer_and_success_is_settled_by_rejudging(connections: Any) -> None:
     """execute() records no answer (it succeeds right after it): a retry finds the operations and re-judges them."""
     store = fake_store()
-    first = profile_op(patch=APPEND).patch_at_most_once({"task_state_store": store}, keep_outcome=False)
+    first = profile_op(patch=APPEND).change_at_most_once({"task_state_store": store}, keep_outcome=False)
     assert store.values[KEY]["ops"] == journal(connections, "profile.patch")[0]["body"]  # then the try died
     second = profile_op(patch=APPEND).execute({"task_state_store": store})
     assert first["status"] == second["status"] == "applied" and second["reconciled"] is True
@@ -115,7 +122,9 @@ def test_a_try_killed_between_the_answer_and_success_is_settled_by_rejudging(con
 
 def test_retry_after_the_answer_returns_the_recorded_outcome_without_sending(connections: Any) -> None:
     store = fake_store()
-    first = profile_op(patch=APPEND).patch_at_most_once({"task_state_store": store})  # then the try died
+    first = profile_op(patch=APPEND).change_at_most_once(
+        {"task_state_store": store}, keep_outcome=True
+    )  # then the try died
     second = profile_op(patch=APPEND).execute({"task_state_store": store})
     assert second == first
     assert len(journal(connections, "profile.patch")) == 1
@@ -126,11 +135,11 @@ def test_retry_after_a_lost_answer_judges_instead_of_appending_again(connections
     """The earlier try sent the append and died before the answer (intent recorded, no outcome)."""
     store = fake_store()
     before = MyPreferencesHook().get_profile(**ADA)
-    store.set(KEY, {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
-    MyPreferencesHook().patch_profile(**ADA, patch=APPEND)  # the copy that landed
+    store.set(KEY, {"key": ada_key(), "target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
+    MyPreferencesHook().change_profile(**ADA, patch=APPEND)  # the copy that landed
     connections.state.clear_journal()
 
-    result = profile_op(patch=APPEND).patch_at_most_once({"task_state_store": store})
+    result = profile_op(patch=APPEND).change_at_most_once({"task_state_store": store}, keep_outcome=True)
     assert result["status"] == "applied" and result["reconciled"] is True
     assert journal(connections, "profile.patch") == []
     assert custom_fields(connections).count(APPEND[0]["value"]) == 1
@@ -140,7 +149,7 @@ def test_retry_after_a_lost_answer_judges_instead_of_appending_again(connections
 def test_retry_after_a_request_that_never_landed_sends_the_recorded_ops_not_a_new_plan(connections: Any) -> None:
     store = fake_store()
     recorded = [{"op": "replace", "path": "/DefaultLocale", "value": "pt-PT"}]
-    store.set(KEY, {"target": "profile Email:'Ada@Example.com'", "ops": recorded})
+    store.set(KEY, {"key": ada_key(), "target": "profile Email:'Ada@Example.com'", "ops": recorded})
     # The task's own arguments would now plan something else (say, a template rendered differently).
     result = profile_op(desired={"DefaultLocale": "es-ES"}).execute({"task_state_store": store})
     assert result["status"] == "applied" and not result.get("reconciled")
@@ -149,19 +158,33 @@ def test_retry_after_a_request_that_never_landed_sends_the_recorded_ops_not_a_ne
 
 def test_a_record_for_another_target_is_ignored(connections: Any) -> None:
     store = fake_store()
-    store.set(KEY, {"target": "profile Email:'someone@else.com'", "ops": APPEND})
+    other = resource_key(MyPreferencesHook().profile("someone@else.com", "Email"))
+    store.set(KEY, {"key": other, "target": "profile Email:'someone@else.com'", "ops": APPEND})
     profile_op(patch=[{"op": "replace", "path": "/DefaultLocale", "value": "nl-NL"}]).execute(
         {"task_state_store": store}
     )
     assert [e["body"][0]["path"] for e in journal(connections, "profile.patch")] == ["/DefaultLocale"]
 
 
+def test_a_record_of_a_long_id_is_not_taken_for_another_with_the_same_display_name(connections: Any) -> None:
+    """Display targets cut long ids; identity is the stable key, so two long ids that look alike stay apart."""
+    first, second = "a" * 120 + "1@example.com", "a" * 120 + "2@example.com"
+    hook = MyPreferencesHook()
+    one, two = hook.profile(first, "Email"), hook.profile(second, "Email")
+    assert one.target == two.target  # what a display-string match would have confused
+    store = fake_store()
+    store.set(KEY, {"key": resource_key(one), "target": one.target, "ops": APPEND})
+    checkpoint = TaskCheckpoint(store, "patch")
+    assert own_record(checkpoint.get("change"), two) is None
+    assert own_record(checkpoint.get("change"), one) is not None
+
+
 def test_undecidable_resume_fails_without_sending(connections: Any) -> None:
     """Someone else changed the array since: neither 'applied' nor 'not applied' can be proven."""
     store = fake_store()
     before = MyPreferencesHook().get_profile(**ADA)
-    store.set(KEY, {"target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
-    MyPreferencesHook().patch_profile(**ADA, patch=[{"op": "remove", "path": "/CustomFields/0"}])
+    store.set(KEY, {"key": ada_key(), "target": "profile Email:'Ada@Example.com'", "ops": APPEND, "base": before})
+    MyPreferencesHook().change_profile(**ADA, patch=[{"op": "remove", "path": "/CustomFields/0"}])
     connections.state.clear_journal()
     with pytest.raises(AirflowFailException, match="could not tell whether they were applied"):
         profile_op(patch=APPEND).execute({"task_state_store": store})
@@ -174,7 +197,7 @@ def test_offer_retry_after_a_lost_answer(connections: Any) -> None:
     task = FallbackOfferPatchOperator(task_id="o", offer_id="fallbackOffer1234", patch=op)
     connections.state.set_faults([{"route": "offer.patch", "kind": "503_after", "count": 1}])
     # First try: the append lands, its answer is a 503, and (today) the hook's re-read settles it.
-    first = task.patch_at_most_once({"task_state_store": store}, keep_outcome=False)
+    first = task.change_at_most_once({"task_state_store": store}, keep_outcome=False)
     labels = connections.state.offer("dev", "fallbackOffer1234")["labels"]
     assert "outcome" not in store.values[KEY]  # as if the worker died before recording the answer
     second = task.execute({"task_state_store": store})

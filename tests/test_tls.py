@@ -43,7 +43,7 @@ def test_ca_bundle_trusts_the_private_certificate(tls_sandbox: Any, monkeypatch:
     profiles = set_connection(monkeypatch, "tls_profiles", tls_sandbox.url, base="mypreferences_default", extra=extra)
 
     hook = OfferLibraryHook(offers)
-    hook.patch_offer("fallbackOffer1234", [{"op": "replace", "path": "/description", "value": "over TLS"}])
+    hook.change_offer("fallbackOffer1234", patch=[{"op": "replace", "path": "/description", "value": "over TLS"}])
     assert hook.get_offer("fallbackOffer1234")["description"] == "over TLS"
     assert MyPreferencesHook(profiles).get_profile("ada@example.com", "Email")["UpdateStatus"] == "Complete"
     assert routes(tls_sandbox) == ["ims.token", "offer.patch", "offer.get", "profile.get"]
@@ -55,7 +55,7 @@ def test_untrusted_certificate_fails_at_once_with_the_fix(
     conn_id = set_connection(monkeypatch, "tls_untrusted", tls_sandbox.url, base="adobe_offer_library_default")
     caplog.set_level(logging.WARNING, logger="airflow_provider_prefs")
     with pytest.raises(UntrustedCertificateError) as info:
-        OfferLibraryHook(conn_id).patch_offer("fallbackOffer1234", [{"op": "remove", "path": "/description"}])
+        OfferLibraryHook(conn_id).change_offer("fallbackOffer1234", patch=[{"op": "remove", "path": "/description"}])
     message = str(info.value)
     assert "127.0.0.1" in message and "ca_bundle" in message and "not trusted" in message
     assert not info.value.retryable

@@ -6,8 +6,14 @@ or in-flight items above it describe any moment of the run. An in-flight item ca
 operations it is sending (its *intent*), written before the send, so a resumed run re-judges and, if
 needed, resends those same operations instead of planning anew.
 
+Items follow the checkpoint policy of :mod:`~airflow_provider_prefs.patching.checkpoint`, through
+:class:`ItemCheckpoint`: an applied or unchanged item is never sent again; a refused one (or one that
+never left) is planned anew by the next run of the task instance (a clear after a fix); one whose
+outcome is unknown keeps its recorded operations and is re-judged.
+
 A chain of item digests guards against resuming over different items (a re-rendered template, an
 edited file): the resumed run recomputes it while skipping and refuses to continue if it differs.
+Items to plan anew are left out of the chain, so fixing a refused item's data is allowed.
 
 Writes are batched: intents are group-committed (every sender waits until a write containing its
 intent is stored, and one write covers every intent registered meanwhile); finished items are
@@ -25,32 +31,22 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_prefs.errors import InvalidInputError
 
-#: Format of the stored state; a different one is ignored (the run starts over), never misread.
-STATE_VERSION = 1
+if TYPE_CHECKING:
+    from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.checkpoint import Checkpoint
+
+#: Format of the stored state; an unknown one is ignored (the run starts over), never misread.
+#: Version 2 added ``retry`` (items to plan anew) and counts only items finished for good.
+STATE_VERSION = 2
 #: Key of the state inside the operator's checkpoint namespace.
 STATE_KEY = "progress"
 _COUNTED = ("applied", "unchanged", "failed")
-
-
-class Store(Protocol):
-    """What progress needs from a task checkpoint (see :class:`~.operators.checkpoint.TaskCheckpoint`)."""
-
-    @property
-    def available(self) -> bool:
-        """True when stored values survive a retry."""
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The stored value, or ``default``."""
-
-    def set(self, key: str, value: Any) -> None:
-        """Store a JSON value."""
-
-    def delete(self, *keys: str) -> None:
-        """Forget values."""
+#: What a stored state counts: items finished for good (failed ones are redone by the next run).
+_KEPT = ("applied", "unchanged")
 
 
 class ItemsChangedError(InvalidInputError):
@@ -72,38 +68,65 @@ def _chain(previous: str, digest: str) -> str:
 
 @dataclass
 class Resume:
-    """What an earlier try left: counts of finished items, and the intents of those in flight."""
+    """What an earlier try left: counts of finished items, the intents of those in flight (or whose
+    outcome stayed unknown), and the items to plan anew (refused, or never sent)."""
 
     next: int = 0
     chain: str = ""
     finished_above: dict[int, str] = field(default_factory=dict)
     inflight: dict[int, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    retry: set[int] = field(default_factory=set)
+    #: Items below ``next`` left out of the chain: they were to be planned anew when the prefix passed them.
+    unchained: set[int] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTED, 0))
 
     @property
     def empty(self) -> bool:
         """True when nothing was checkpointed (a first try)."""
-        return self.next == 0 and not self.finished_above and not self.inflight
+        return self.next == 0 and not self.finished_above and not self.inflight and not self.retry
+
+    @property
+    def redone(self) -> int:
+        """Items this run does again: re-judged (in flight) or planned anew (refused)."""
+        return len(self.inflight) + len(self.retry)
 
     @classmethod
     def from_json(cls, data: Any) -> Resume:
         """Parse stored state; anything unrecognised counts as no state."""
-        if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
+        if not isinstance(data, dict) or data.get("v") not in (1, STATE_VERSION):
             return cls()
         return cls(
             next=int(data["next"]),
             chain=str(data["chain"]),
             finished_above={int(k): str(v) for k, v in data["finished"].items()},
             inflight={int(k): (str(v["d"]), list(v["ops"])) for k, v in data["inflight"].items()},
+            retry=set(expand_ranges(data.get("retry", []))),
+            unchained=set(expand_ranges(data.get("unchained", []))),
             counts={name: int(data["counts"].get(name, 0)) for name in _COUNTED},
         )
+
+
+def compact_ranges(indices: set[int]) -> list[list[int]]:
+    """``{1, 2, 3, 7}`` as ``[[1, 3], [7, 7]]``: how index sets are stored (a refused stretch is one pair)."""
+    ranges: list[list[int]] = []
+    for index in sorted(indices):
+        if ranges and ranges[-1][1] == index - 1:
+            ranges[-1][1] = index
+        else:
+            ranges.append([index, index])
+    return ranges
+
+
+def expand_ranges(ranges: Any) -> list[int]:
+    """The indices :func:`compact_ranges` stored."""
+    return [index for first, last in ranges for index in range(int(first), int(last) + 1)]
 
 
 class BulkProgress:
     """Thread-safe progress of one bulk run, mirrored (bounded, batched) into a task checkpoint."""
 
     def __init__(
-        self, store: Store | None, *, flush_interval: float = 1.0, batch: int = 1, batch_wait: float = 0.0
+        self, store: Checkpoint | None, *, flush_interval: float = 1.0, batch: int = 1, batch_wait: float = 0.0
     ) -> None:
         self._store = store if store is not None and store.available else None
         self._lock = threading.Lock()
@@ -131,7 +154,9 @@ class BulkProgress:
         self._chain = self.resume.chain
         self._finished = dict(self.resume.finished_above)
         self._inflight = {i: {"d": d, "ops": ops} for i, (d, ops) in self.resume.inflight.items()}
-        self._counts = dict(self.resume.counts)
+        self._retry = set(self.resume.retry)
+        self._unchained = set(self.resume.unchained)
+        self._counts = {name: self.resume.counts[name] if name in _KEPT else 0 for name in _COUNTED}
 
     @property
     def enabled(self) -> bool:
@@ -144,7 +169,7 @@ class BulkProgress:
         Left to Airflow when it clears task state on success itself (see ``TaskCheckpoint.forget_on_success``).
         """
         if self._store is not None:
-            getattr(self._store, "forget_on_success", self._store.delete)(STATE_KEY)
+            self._store.forget_on_success()
 
     def verify_prefix(self, chain: str) -> None:
         """Refuse to resume when the finished prefix of the items is not what was checkpointed."""
@@ -182,17 +207,31 @@ class BulkProgress:
             self._registered.notify()
         self._write_through(version)
 
-    def finish(self, index: int, digest: str, status: str) -> None:
-        """Item ``index`` is finished (applied, unchanged, dry run or failed); written in batches."""
+    def finish(self, index: int, digest: str, status: str, *, held: bool = False) -> None:
+        """Item ``index`` is finished (applied, unchanged, dry run or failed); written in batches.
+
+        ``held``: a failed item's recorded operations still stand (its outcome is unknown): it stays
+        in flight for the next run to re-judge. A failed item without them is planned anew by the next run.
+        """
         with self._lock:
-            self._inflight.pop(index, None)
-            if status in self._counts:
+            if status == "failed" and held:
+                self._retry.discard(index)  # its recorded operations stay in _inflight
+            else:
+                self._inflight.pop(index, None)
+                if status == "failed":
+                    self._retry.add(index)
+                else:
+                    self._retry.discard(index)
+            if status in _KEPT:
                 self._counts[status] += 1
             if index == self._next:
-                self._chain = _chain(self._chain, digest)
-                self._next += 1
+                self._finished[index] = digest
                 while self._next in self._finished:
-                    self._chain = _chain(self._chain, self._finished.pop(self._next))
+                    passed = self._finished.pop(self._next)
+                    if self._next in self._retry:
+                        self._unchained.add(self._next)  # not chained: its data may be fixed before it is redone
+                    else:
+                        self._chain = _chain(self._chain, passed)
                     self._next += 1
             elif index > self._next:
                 self._finished[index] = digest
@@ -248,5 +287,54 @@ class BulkProgress:
             "chain": self._chain,
             "finished": {str(i): d for i, d in self._finished.items()},
             "inflight": {str(i): dict(entry) for i, entry in self._inflight.items()},
-            "counts": dict(self._counts),
+            "retry": compact_ranges(self._retry),
+            "unchained": compact_ranges(self._unchained),
+            "counts": {name: self._counts[name] for name in _KEPT},
         }
+
+
+class ItemCheckpoint:
+    """One bulk item's view of the run's progress: the :class:`~airflow_provider_prefs.patching.checkpoint.Checkpoint`
+    the change policy (:func:`~airflow_provider_prefs.patching.checkpoint.change_once`) records the item's intent in.
+
+    Its intent goes into the run's next group-committed write; an outcome is not stored per item (the
+    item's :meth:`BulkProgress.finish` covers it). ``held`` tells, once the item is done, whether its
+    recorded operations still stand (an unknown outcome, to re-judge) or were dropped (refused: plan anew).
+    """
+
+    def __init__(
+        self, progress: BulkProgress, index: int, digest: str, resource: Resource, resumed_ops: list[Any] | None
+    ) -> None:
+        from airflow_provider_prefs.patching.checkpoint import resource_key
+
+        self._progress, self._index, self._digest = progress, index, digest
+        self._key = resource_key(resource)
+        self._resumed_ops = resumed_ops
+        #: True while recorded operations of this item stand (resumed ones, or an intent written this run).
+        self.held = resumed_ops is not None
+
+    @property
+    def available(self) -> bool:
+        """True when the run's progress survives a retry."""
+        return self._progress.enabled
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The intent an earlier try recorded for this item (its digest was checked), or ``default``."""
+        if self._resumed_ops is None:
+            return default
+        return {"key": self._key, "ops": self._resumed_ops}
+
+    def set(self, key: str, value: Any) -> None:
+        """Record the item's intent (returns once it is stored)."""
+        ops = value.get("ops") if isinstance(value, dict) else None
+        if isinstance(ops, list):
+            self._progress.begin(self._index, self._digest, ops)
+            self.held = True
+
+    def delete(self, *keys: str) -> None:
+        """The change was refused or never sent: the next run plans the item anew."""
+        self._resumed_ops = None
+        self.held = False
+
+    def forget_on_success(self) -> None:
+        """Nothing per item: the run forgets its progress when the task succeeds."""

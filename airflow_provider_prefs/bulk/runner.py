@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from airflow_provider_prefs.models import BulkReport, PatchOutcome
+from airflow_provider_prefs.models import BulkReport, ChangeOutcome
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.progress import BulkProgress
@@ -84,18 +84,18 @@ def item_tuple(item: Any, lengths: tuple[int, ...], shape: str) -> tuple[Any, ..
     raise InvalidInputError(f"each item must be {shape}; got {kind}")
 
 
-def failed_outcome(target: str, exc: BaseException) -> PatchOutcome:
+def failed_outcome(target: str, exc: BaseException) -> ChangeOutcome:
     """The outcome recorded for an item that could not be applied (message bounded)."""
     error = f"{type(exc).__name__}: {exc}"
     if len(error) > 4 * MAX_QUOTED_CHARS:
         error = error[: 4 * MAX_QUOTED_CHARS - 3] + "..."
-    return PatchOutcome(status="failed", target=target[: 2 * MAX_QUOTED_CHARS], error=error)
+    return ChangeOutcome(status="failed", target=target[: 2 * MAX_QUOTED_CHARS], error=error)
 
 
-def _guarded(handle: Callable[[Any], PatchOutcome], label: Callable[[Any], str]) -> Callable[[Any], PatchOutcome]:
+def _guarded(handle: Callable[[Any], ChangeOutcome], label: Callable[[Any], str]) -> Callable[[Any], ChangeOutcome]:
     """``handle`` that turns any exception into the item's failure row (a thread pool would re-raise it)."""
 
-    def run(item: Any) -> PatchOutcome:
+    def run(item: Any) -> ChangeOutcome:
         try:
             return handle(item)
         except Exception as exc:
@@ -106,10 +106,10 @@ def _guarded(handle: Callable[[Any], PatchOutcome], label: Callable[[Any], str])
 
 def run_bulk(
     items: Iterable[Any],
-    handle: Callable[[Any], PatchOutcome],
+    handle: Callable[[Any], ChangeOutcome],
     *,
     max_concurrency: int = 8,
-    on_outcome: Callable[[PatchOutcome], None] | None = None,
+    on_outcome: Callable[[ChangeOutcome], None] | None = None,
     report: BulkReport | None = None,
     label: Callable[[Any], str] = quote_item,
     key: Callable[[Any], Hashable | None] | None = None,
@@ -130,7 +130,7 @@ def run_bulk(
     safe = _guarded(handle, label)
     key_of = key or (lambda _item: None)
 
-    def record(outcome: PatchOutcome) -> None:
+    def record(outcome: ChangeOutcome) -> None:
         report.total += 1
         if outcome.status == "failed":
             report.failed += 1
@@ -189,8 +189,8 @@ class _OrderedDispatcher:
     def __init__(
         self,
         pool: ThreadPoolExecutor,
-        handle: Callable[[Any], PatchOutcome],
-        record: Callable[[PatchOutcome], None],
+        handle: Callable[[Any], ChangeOutcome],
+        record: Callable[[ChangeOutcome], None],
         key_of: Callable[[Any], Hashable | None],
         dispatch: Callable[[Any, bool], Any] | None,
         threads: int,
@@ -203,7 +203,7 @@ class _OrderedDispatcher:
         self.waiting: dict[Hashable, deque[tuple[int, Any]]] = {}
         #: Items of each key read and not yet handed to a thread (buffer and waiting).
         self.queued: Counter[Hashable] = Counter()
-        self.pending: dict[Future[PatchOutcome], tuple[int, Hashable | None]] = {}
+        self.pending: dict[Future[ChangeOutcome], tuple[int, Hashable | None]] = {}
         self.unfinished: deque[int] = deque()
         self.finished: set[int] = set()
 
@@ -262,7 +262,7 @@ class _OrderedDispatcher:
         work = self.dispatch(item, later) if self.dispatch is not None else item
         self.pending[self.pool.submit(self.handle, work)] = (seq, key)
 
-    def _finished(self, future: Future[PatchOutcome]) -> None:
+    def _finished(self, future: Future[ChangeOutcome]) -> None:
         seq, key = self.pending.pop(future)
         self.record(future.result())
         if key is not None:
@@ -290,7 +290,7 @@ class BulkOptions(TypedDict, total=False):
     #: The run's checkpoint (see :mod:`airflow_provider_prefs.bulk.progress`).
     progress: BulkProgress | None
     #: Called in the calling thread with each item's outcome as it finishes (not for skipped items).
-    on_outcome: Callable[[PatchOutcome], None] | None
+    on_outcome: Callable[[ChangeOutcome], None] | None
 
 
 def apply_changes(
@@ -302,7 +302,7 @@ def apply_changes(
     max_concurrency: int = 8,
     dry_run: bool = False,
     progress: BulkProgress | None = None,
-    on_outcome: Callable[[PatchOutcome], None] | None = None,
+    on_outcome: Callable[[ChangeOutcome], None] | None = None,
 ) -> BulkReport:
     """Apply many changes over one hook's session; every item ends in the report, none raises.
 
@@ -337,9 +337,12 @@ def apply_changes(
     report = BulkReport(**resume.counts) if progress.enabled else BulkReport()
     if progress.enabled and not resume.empty:
         log.info(
-            "resuming: %d item(s) finished by an earlier try are skipped, %d in flight are re-judged",
-            resume.next + len(resume.finished_above),
+            "resuming: %d item(s) an earlier try left in flight are re-judged, %d it saw refused are planned "
+            "anew, and the others it finished (through item #%d and %d beyond) are skipped",
             len(resume.inflight),
+            len(resume.retry),
+            resume.next - 1,
+            len(resume.finished_above),
         )
     #: The document each resource was left in by its last change, kept only while a later one follows.
     documents: dict[Hashable, dict[str, Any]] = {}
@@ -352,9 +355,9 @@ def apply_changes(
     # a write covers at least three connections' worth of intents, or waits for them WRITE_GATHER_SECONDS at most.
     progress.batch, progress.batch_wait = 3 * max_concurrency, WRITE_GATHER_SECONDS
 
-    def handle(work: BulkItem) -> PatchOutcome:
-        outcome = apply_item(work, progress, documents, connections, dry_run=dry_run, log=log)
-        progress.finish(work.index, work.digest, outcome.status)
+    def handle(work: BulkItem) -> ChangeOutcome:
+        outcome, held = apply_item(work, progress, documents, connections, dry_run=dry_run, log=log)
+        progress.finish(work.index, work.digest, outcome.status, held=held)
         return outcome
 
     report = run_bulk(
@@ -397,43 +400,42 @@ def apply_item(
     *,
     dry_run: bool,
     log: logging.Logger | Any = _log,
-) -> PatchOutcome:
-    """One bulk item: plan, record the intent, send; or, resumed, re-judge and resend the recorded ops.
+) -> tuple[ChangeOutcome, bool]:
+    """One bulk item through the path of every change (:func:`~airflow_provider_prefs.patching.checkpoint.change_once`),
+    its intent recorded in the run's progress; returns its outcome and whether its recorded operations still stand.
 
     Each request takes one of the run's ``connections`` for its duration only: planning and storing
     the intent hold none, so more items are planned than sent at once.
     """
-    from airflow_provider_prefs.patching.changes import Change, PlannedChange, carry_out
-
-    def record(planned: PlannedChange) -> None:
-        progress.begin(work.index, work.digest, planned.ops)
+    from airflow_provider_prefs.bulk.progress import ItemCheckpoint
+    from airflow_provider_prefs.patching.changes import Change
+    from airflow_provider_prefs.patching.checkpoint import change_once
 
     if work.resource is None:
-        return PatchOutcome(status="failed", target=work.label, error=work.error)
+        return ChangeOutcome(status="failed", target=work.label, error=work.error), False
     resource = dataclasses.replace(
         work.resource, read=_holding(connections, work.resource.read), send=_holding(connections, work.resource.send)
     )
+    checkpoint = ItemCheckpoint(progress, work.index, work.digest, resource, work.resumed_ops)
     change = Change(patch=work.change.get("patch"), desired=work.change.get("desired"))
     known = documents.pop(resource.key, None)
     if change.desired is not None:
         known = None  # a desired state is planned on a fresh read: a stale document could make it look done
     try:
-        carried = carry_out(
+        carried = change_once(
             resource,
             change,
-            recorded=PlannedChange(ops=work.resumed_ops) if work.resumed_ops is not None else None,
-            record=record,
+            checkpoint=checkpoint,
             base=known if work.followed else None,
             pin_all=work.followed,
             dry_run=dry_run,
             log=log,
         )
     except Exception as exc:
-        return failed_outcome(resource.target, exc)
+        return failed_outcome(resource.target, exc), checkpoint.held
     if work.followed and carried.document is not None:
         documents[resource.key] = carried.document
-    outcome = carried.outcome
-    return outcome.model_copy(update={"asset_uri": resource.asset_uri}) if outcome.status == "applied" else outcome
+    return carried.outcome, False
 
 
 def _holding(connections: threading.BoundedSemaphore, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -450,11 +452,12 @@ def max_window(max_concurrency: int) -> int:
 
 
 def numbered(items: Iterable[Any], progress: BulkProgress, report: BulkReport) -> Iterator[BulkItem]:
-    """Number the items and apply the checkpoint: skip finished ones, resume in-flight ones.
+    """Number the items and apply the checkpoint: skip finished ones, re-judge in-flight ones, redo refused ones.
 
-    Skipped items are counted into ``report`` (``skipped``, ``total``); resumed ones into ``resumed``.
-    Raises :class:`~.progress.ItemsChangedError` (stopping the run) when the items are not those
-    the checkpoint describes.
+    Skipped items are counted into ``report`` (``skipped``, ``total``); re-judged ones into
+    ``resumed``; refused ones planned anew into ``retried``. Raises
+    :class:`~.progress.ItemsChangedError` (stopping the run) when the items are not those the
+    checkpoint describes.
     """
     from airflow_provider_prefs.bulk.progress import _chain, item_digest
 
@@ -463,24 +466,29 @@ def numbered(items: Iterable[Any], progress: BulkProgress, report: BulkReport) -
     index = -1
     for index, item in enumerate(items):
         digest = item_digest(item) if progress.enabled else ""
-        if index < resume.next:
-            chain = _chain(chain, digest)
-            if index == resume.next - 1:
-                progress.verify_prefix(chain)
+        below = index < resume.next
+        if index in resume.retry:
+            report.retried += 1
+            yield BulkItem(index, item, digest)  # refused (or never sent) by an earlier try: planned anew
+        elif index in resume.inflight:
+            recorded_digest, ops = resume.inflight[index]
+            progress.check_digest(index, digest, recorded_digest)
+            if below:
+                chain = _chain(chain, digest)
+            report.resumed += 1
+            yield BulkItem(index, item, digest, resumed_ops=ops)
+        elif below:
+            if index not in resume.unchained:
+                chain = _chain(chain, digest)
             report.skipped += 1
             report.total += 1
-            continue
-        if index in resume.finished_above:
+        elif index in resume.finished_above:
             progress.check_digest(index, digest, resume.finished_above[index])
             report.skipped += 1
             report.total += 1
-            continue
-        if index in resume.inflight:
-            recorded_digest, ops = resume.inflight[index]
-            progress.check_digest(index, digest, recorded_digest)
-            report.resumed += 1
-            yield BulkItem(index, item, digest, resumed_ops=ops)
-            continue
-        yield BulkItem(index, item, digest)
+        else:
+            yield BulkItem(index, item, digest)
+        if index == resume.next - 1:
+            progress.verify_prefix(chain)
     if index + 1 < resume.next:
         progress.verify_prefix(chain)

@@ -22,12 +22,13 @@ from airflow_provider_prefs.errors import (
     quoted,
     redact_url,
 )
-from airflow_provider_prefs.models import PatchOutcome
+from airflow_provider_prefs.models import ChangeOutcome
 from airflow_provider_prefs.transport.auth import mask_secret
 from airflow_provider_prefs.transport.settings import TransportSettings
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.checkpoint import Checkpoint
     from airflow_provider_prefs.patching.rules import Patch, PatchRules
     from airflow_provider_prefs.transport.auth import TokenProvider
     from airflow_provider_prefs.transport.client import ApiClient, ApiRequest
@@ -237,7 +238,7 @@ class ResourceDescription:
     url: str
     params: Mapping[str, str]
     #: The outcome with the service's summary of the answered (or re-read) document added.
-    summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
+    summarize: Callable[[ChangeOutcome, dict[str, Any]], ChangeOutcome]
     #: The Airflow asset the resource belongs to (see :mod:`airflow_provider_prefs.assets`).
     asset_uri: str | None = None
     #: Identity of the resource as the service compares it (never the display ``target``): the service,
@@ -363,6 +364,60 @@ class PrefsApiHook(BaseHook):
             patch_answers_document=described.patch_answers_document,
             key=described.key or (type(self).__name__, described.url, *sorted(described.params.items())),
         )
+
+    def get_conn(self) -> ApiClient:
+        """The configured client (connection pool, auth, retries, deadlines) every call of this hook uses.
+
+        The escape hatch every Airflow hook has: ``hook.get_conn().send(ApiRequest(...))`` reaches an
+        endpoint this package does not wrap, with the same credentials and error handling.
+        """
+        return self.client
+
+    def change(
+        self,
+        resource: Resource,
+        *,
+        patch: Any = None,
+        desired: Any = None,
+        dry_run: bool = False,
+        allow_type_changes: bool = False,
+        base: dict[str, Any] | None = None,
+        checkpoint: Checkpoint | None = None,
+        keep_outcome: bool = True,
+    ) -> ChangeOutcome:
+        """Change one resource, exactly once: the path of every change (operators and bulk runs included).
+
+        Give ``patch`` (a JSON Patch, or its JSON text) or ``desired`` (the fields you want: the minimal
+        guarded patch is planned from a read, and nothing is sent when the resource already matches).
+        Everything checkable without the resource is checked before any request. A patch whose second
+        copy could apply twice is guarded with ``test`` ops; a lost answer is judged by a re-read, and
+        the patch resent only when a second copy cannot apply twice; when someone else changed the
+        resource first, the change is planned again on a fresh read, unless it no longer applies.
+
+        :param dry_run: read, plan and log the diff; send nothing.
+        :param base: the document as you last read it: guards are taken from it instead of a fresh read.
+        :param checkpoint: memory across retries (see :mod:`~airflow_provider_prefs.patching.checkpoint`):
+            in a task, ``TaskCheckpoint.from_context(context)``. With it, a retry of the task never
+            sends the change twice; call ``checkpoint.forget_on_success()`` as the task's last step so
+            that a later clear changes it anew (Airflow does it for you with ``[state_store] clear_on_success``).
+        :param keep_outcome: with a checkpoint, also record the outcome (one more store call), so a retry
+            returns it without reading the resource; operators that succeed right away turn it off.
+        :raises PrefsError: a subclass saying what was wrong (bad input, 4xx, conflict, an outcome that
+            cannot be told); nothing was applied unless the message says otherwise.
+        """
+        from airflow_provider_prefs.patching.changes import Change
+        from airflow_provider_prefs.patching.checkpoint import change_once
+
+        wanted = Change(patch=patch, desired=desired, allow_type_changes=allow_type_changes)
+        return change_once(
+            resource,
+            wanted,
+            checkpoint=checkpoint,
+            dry_run=dry_run,
+            keep_outcome=keep_outcome,
+            base=base,
+            log=self.log,
+        ).outcome
 
     def probe(self) -> str:
         """A cheap read-only call proving the connection works; returns what it showed."""

@@ -28,8 +28,7 @@ from airflow_provider_prefs.hooks.base import (
     parse_transport,
     require_id,
 )
-from airflow_provider_prefs.models import ProfileSummary, profile_summary
-from airflow_provider_prefs.patching.changes import PatchResult, patched
+from airflow_provider_prefs.models import ChangeOutcome, ProfileSummary, profile_summary
 from airflow_provider_prefs.patching.rules import PROFILE_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     DEFAULT_PROFILE_PATH,
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.runner import BulkOptions
     from airflow_provider_prefs.models import BulkReport
     from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
 PROFILE_ITEM_SHAPE = (
@@ -228,31 +228,43 @@ class MyPreferencesHook(PrefsApiHook):
         return self.settings.status_hints(self.conn_id)
 
     def profile(self, alternate_id: str, alternate_id_type: str) -> Resource:
-        """The profile as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
+        """The profile as a :class:`~airflow_provider_prefs.patching.changes.Resource` (for :meth:`change`)."""
         return self.resource(self.settings.describe_profile(alternate_id, alternate_id_type))
 
     def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
         """The full profile (alternate id and type are matched case-insensitively by the service)."""
         return self.profile(alternate_id, alternate_id_type).read()
 
-    def patch_profile(
+    def change_profile(
         self,
         alternate_id: str,
         alternate_id_type: str,
-        patch: Patch | str,
         *,
+        patch: Patch | str | None = None,
+        desired: Any = None,
+        dry_run: bool = False,
+        allow_type_changes: bool = False,
         base: dict[str, Any] | None = None,
-    ) -> PatchResult:
-        """Validate and send a JSON Patch to a profile, applied exactly once.
+        checkpoint: Checkpoint | None = None,
+        keep_outcome: bool = True,
+    ) -> ChangeOutcome:
+        """Change a profile exactly once, by ``patch`` or ``desired`` state; see :meth:`~.base.PrefsApiHook.change`.
 
         Only add/replace/remove/test are accepted, array removes must be in descending index order,
         and ``ProfileId``, ``Edited`` and ``UpdateStatus`` are read-only; all checked before sending.
-        A patch whose second copy would apply again (an append, say) is first guarded with ``test``
-        ops from ``base``, or from a fresh read of the profile when ``base`` is not given. When
-        someone else changed the profile first, the patch is planned again on a fresh read, unless
-        it no longer applies (see :func:`~airflow_provider_prefs.patching.changes.carry_out`).
+        The outcome's ``profile`` summary right after a change shows ``UpdateStatus: Pending Update``:
+        wait with :class:`~airflow_provider_prefs.sensors.profile_status.ProfileUpdateStatusSensor`.
         """
-        return patched(self.profile(alternate_id, alternate_id_type), patch, base)
+        return self.change(
+            self.profile(alternate_id, alternate_id_type),
+            patch=patch,
+            desired=desired,
+            dry_run=dry_run,
+            allow_type_changes=allow_type_changes,
+            base=base,
+            checkpoint=checkpoint,
+            keep_outcome=keep_outcome,
+        )
 
     def bulk_patch_profiles(
         self, items: Iterable[Any], *, alternate_id_type: str | None = None, **options: Unpack[BulkOptions]

@@ -22,8 +22,7 @@ from airflow_provider_prefs.hooks.base import (
     parse_model,
     require_id,
 )
-from airflow_provider_prefs.models import OfferMetadata, OfferPage
-from airflow_provider_prefs.patching.changes import PatchResult, patched
+from airflow_provider_prefs.models import ChangeOutcome, OfferMetadata, OfferPage
 from airflow_provider_prefs.patching.rules import OFFER_RULES, Patch
 from airflow_provider_prefs.provider_info import (
     ADOBE_CONN_TYPE,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.runner import BulkOptions
     from airflow_provider_prefs.models import BulkReport
     from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
 OFFER_ITEM_SHAPE = "a dict with offer_id and patch or desired, or an (offer_id, patch) pair"
@@ -165,25 +165,40 @@ class OfferLibraryHook(PrefsApiHook):
         }
 
     def offer(self, offer_id: str) -> Resource:
-        """The offer as a :class:`~airflow_provider_prefs.patching.changes.Resource` for :func:`apply_change`."""
+        """The offer as a :class:`~airflow_provider_prefs.patching.changes.Resource` (for :meth:`change`)."""
         return self.resource(self.settings.describe_offer(offer_id))
 
     def get_offer(self, offer_id: str) -> dict[str, Any]:
         """The full fallback offer document."""
         return self.offer(offer_id).read()
 
-    def patch_offer(self, offer_id: str, patch: Patch | str, *, base: dict[str, Any] | None = None) -> PatchResult:
-        """Validate and send a JSON Patch to a fallback offer, applied exactly once.
+    def change_offer(
+        self,
+        offer_id: str,
+        *,
+        patch: Patch | str | None = None,
+        desired: Any = None,
+        dry_run: bool = False,
+        allow_type_changes: bool = False,
+        base: dict[str, Any] | None = None,
+        checkpoint: Checkpoint | None = None,
+        keep_outcome: bool = True,
+    ) -> ChangeOutcome:
+        """Change a fallback offer exactly once, by ``patch`` or ``desired``; see :meth:`~.base.PrefsApiHook.change`.
 
-        A patch whose second copy would apply again (an append, say) is first guarded with ``test``
-        ops from ``base``, or from a fresh read of the offer when ``base`` is not given. When someone
-        else changed the offer first, the patch is planned again on a fresh read, unless it no
-        longer applies (see :func:`~airflow_provider_prefs.patching.changes.carry_out`).
-
-        :param base: the offer as read before planning the patch, if the caller has it.
-        :return: the PATCH answer (offer metadata), or the re-read offer if the answer was lost.
+        Adobe accepts add, replace, remove, copy and test; ``id``, ``etag`` and the other metadata are
+        read-only. The outcome's ``offer`` is the metadata of the changed offer (its new ``etag``).
         """
-        return patched(self.offer(offer_id), patch, base)
+        return self.change(
+            self.offer(offer_id),
+            patch=patch,
+            desired=desired,
+            dry_run=dry_run,
+            allow_type_changes=allow_type_changes,
+            base=base,
+            checkpoint=checkpoint,
+            keep_outcome=keep_outcome,
+        )
 
     def bulk_patch_offers(self, items: Iterable[Any], **options: Unpack[BulkOptions]) -> BulkReport:
         """Patch many offers concurrently over one session.

@@ -16,21 +16,12 @@ from airflow_provider_prefs.operators.arguments import check_change_arguments
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.hooks.base import PrefsApiHook
-    from airflow_provider_prefs.models import PatchOutcome
-    from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+    from airflow_provider_prefs.models import ChangeOutcome
     from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
-#: A patch task keeps one record in the task state store, under ``patch.change``: the operations
-#: (``{"target", "ops", "base"?}``) before sending; replaced by the answer (``{"target", "outcome"}``)
-#: when work follows the patch (a wait for completion); forgotten when the task succeeds.
+#: Namespace of a patch task's record in the task state store (its key: ``patch.change``).
 CHECKPOINT_NAMESPACE = "patch"
-CHANGE_KEY = "change"
-
-
-def recorded_outcome(record: Any) -> dict[str, Any] | None:
-    """The answer an earlier try of this task instance recorded, if its record holds one."""
-    outcome = record.get("outcome") if isinstance(record, dict) else None
-    return outcome if isinstance(outcome, dict) else None
 
 
 class ChangeOperatorBase(BaseOperator):
@@ -86,9 +77,11 @@ class PatchOperatorBase(ChangeOperatorBase):
     :attr:`changes_alias` it declares as outlet; DAGs scheduled on those assets run after it. The
     same asset is the task's OpenLineage output.
 
-    On Airflow 3.3+ each task instance patches at most once, across retries and killed workers: the
-    operations are recorded in the task state store before sending, and the summary after when a
-    wait follows (see :meth:`patch_at_most_once`). Airflow's ``ResumableJobMixin`` is not used: it
+    Operators only resolve their arguments, call the hook's ``change_*`` method with the task
+    instance's state store as checkpoint, and push the outcome: a TaskFlow task calling the hook gets
+    the same guarantees. Each task instance changes at most once, across retries and killed workers:
+    the operations are recorded in the task state store before sending, and the outcome after when a
+    wait follows (see :meth:`change_at_most_once`). Airflow's ``ResumableJobMixin`` is not used: it
     stores the job id only *after* submitting (the window it documents as a known limitation is
     exactly "sent, answer lost"), it resubmits fresh after a failed job (a patch must be re-judged,
     never re-planned), and it covers only the worker path, not the deferrable one.
@@ -111,59 +104,31 @@ class PatchOperatorBase(ChangeOperatorBase):
         """The offer or profile this task changes."""
         raise NotImplementedError
 
-    def checkpoint(self, context: Any) -> TaskCheckpoint:
-        """This task instance's memory across retries (a no-op without Airflow's task state store)."""
-        from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
-
-        return TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, self.log)
+    def change(self, checkpoint: Checkpoint, *, keep_outcome: bool) -> ChangeOutcome:
+        """Make this task's change through the hook (``change_offer`` / ``change_profile``)."""
+        raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Plan or validate, then preview or send, at most once per task instance; return the summary (XCom)."""
-        return self.task_done(context, self.patch_at_most_once(context, keep_outcome=False))
+        """Plan or validate, then preview or send, at most once per task instance; return the outcome (XCom)."""
+        return self.task_done(self.change_at_most_once(context, keep_outcome=False))
 
-    def task_done(self, context: Any, result: dict[str, Any]) -> dict[str, Any]:
-        """The task instance succeeded: forget its checkpoint, so clearing the task later patches anew.
+    def change_at_most_once(self, context: Any, *, keep_outcome: bool) -> dict[str, Any]:
+        """The hook's change with this task instance's state store as its checkpoint; the outcome as XCom.
 
-        Nothing to forget (no call) when this try neither found nor wrote a record: a dry run, a
-        resource already as desired, or a runner without a task state store.
-        """
-        if getattr(self, "_checkpoint_kept", True):
-            self.checkpoint(context).forget_on_success(CHANGE_KEY)
-            self._checkpoint_kept = False
-        return result
+        The store is read first, on every try: ``try_number`` 1 does not prove that nothing ran before
+        (``airflow tasks test`` after a killed ``dags test``, a queue that redelivers a killed worker's
+        message run the same try again). The exact operations are recorded before sending, so a retry
+        re-judges them instead of sending twice (see :mod:`~airflow_provider_prefs.patching.checkpoint`).
 
-    def patch_at_most_once(self, context: Any, *, keep_outcome: bool = True) -> dict[str, Any]:
-        """Plan or validate, then preview or send; a retry of this task instance never sends twice.
-
-        One read of the task state store first, on every try: ``try_number`` 1 does not prove that
-        nothing ran before (``airflow tasks test`` after a killed ``dags test``, a queue that redelivers
-        a killed worker's message run the same try again). Before sending, the exact operations are
-        recorded (one write). A retry that finds only them (the earlier try was cut off mid-request,
-        or died before it could forget them) re-judges them on a fresh read and sends those same
-        operations only if they did not land.
-
-        ``keep_outcome``: also record the summary after the answer (one more write), for callers
-        that still have work to do before the task can succeed (a wait for completion): a retry
-        that finds it returns it without reading or sending. :meth:`execute` does not need it, since
-        it succeeds right after the answer: if it dies in between, the retry's re-judging settles it.
+        ``keep_outcome``: also record the outcome (one more write), for when a wait follows that can
+        fail and be retried: the retry returns it without reading or sending.
         """
         from airflow_provider_prefs.errors import PrefsError
+        from airflow_provider_prefs.patching.checkpoint import TaskCheckpoint
 
-        checkpoint = self.checkpoint(context)
-        record = checkpoint.get(CHANGE_KEY)
-        # Whether the store may hold this task's record, i.e. whether success has something to forget.
-        self._checkpoint_kept = record is not None
-        recorded = recorded_outcome(record)
-        if recorded is not None:
-            self.log.info(
-                "%s: an earlier try of this task instance already got its answer (%s); not sending again",
-                recorded.get("target"),
-                recorded.get("status"),
-            )
-            self.record_change(context, recorded)
-            return recorded
+        self._checkpoint = TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, self.log)
         try:
-            outcome = self._patch_once(checkpoint, record)
+            outcome = self.change(self._checkpoint, keep_outcome=keep_outcome)
         except PrefsError as exc:
             if exc.retryable:
                 raise
@@ -171,63 +136,19 @@ class PatchOperatorBase(ChangeOperatorBase):
             raise AirflowFailException(str(exc)) from exc
         finally:
             self.hook.close()
-        result = outcome.to_xcom()
-        if keep_outcome and outcome.status != "dry_run" and checkpoint.available:
-            checkpoint.set(CHANGE_KEY, {"target": result.get("target"), "outcome": result})
-            self._checkpoint_kept = True
-        self.record_change(context, result)
+        self.record_change(context, outcome.status, outcome.asset_uri)
+        return outcome.to_xcom()
+
+    def task_done(self, result: dict[str, Any]) -> dict[str, Any]:
+        """The task instance succeeds with ``result``: forget its record, so clearing it later changes anew."""
+        checkpoint: Checkpoint | None = getattr(self, "_checkpoint", None)
+        if checkpoint is not None:
+            checkpoint.forget_on_success()
         return result
 
-    def record_change(self, context: Any, result: dict[str, Any]) -> None:
+    def record_change(self, context: Any, status: str | None, asset_uri: str | None) -> None:
         """Emit the asset event of an applied change (kept for OpenLineage); nothing for other outcomes."""
         self.changed_assets = ChangedAssets()
-        if result.get("status") == "applied":
-            self.changed_assets.add(self.resource().asset_uri)
+        if status == "applied":
+            self.changed_assets.add(asset_uri)
         self.changed_assets.emit(context, self.changes_alias, self.log)
-
-    def _patch_once(self, checkpoint: TaskCheckpoint, record: Any) -> PatchOutcome:
-        from airflow_provider_prefs.errors import PrefsError
-        from airflow_provider_prefs.patching.changes import Change, PlannedChange, carry_out
-        from airflow_provider_prefs.patching.resume import intent_record, planned_from_intent
-
-        resource = self.resource()
-
-        def keep_intent(planned: PlannedChange) -> None:
-            if checkpoint.available:
-                checkpoint.set(CHANGE_KEY, intent_record(resource, planned))
-                self._checkpoint_kept = True
-
-        change = Change(patch=self.patch, desired=self.desired, allow_type_changes=self.allow_type_changes)
-        try:
-            return carry_out(
-                resource,
-                change,
-                recorded=planned_from_intent(record, resource, self.log),
-                record=keep_intent,
-                dry_run=self.is_dry_run,
-                log=self.log,
-            ).outcome
-        except PrefsError as exc:
-            if surely_not_applied(exc) and self._checkpoint_kept:
-                # The service refused it (or it never left): forget it, so that once the DAG or the
-                # connection is fixed, clearing the task plans the change anew instead of resending this one.
-                checkpoint.delete(CHANGE_KEY)
-                self._checkpoint_kept = False
-            raise
-
-
-def surely_not_applied(exc: Exception) -> bool:
-    """True when ``exc`` proves the change was not applied: refused with a 4xx, or never sent."""
-    from airflow_provider_prefs.errors import (
-        ApiError,
-        ConcurrentModificationError,
-        ConfigurationError,
-        InvalidInputError,
-        UntrustedCertificateError,
-    )
-
-    if isinstance(exc, ApiError):
-        return 400 <= exc.status < 500 and exc.status != 429
-    return isinstance(
-        exc, ConcurrentModificationError | ConfigurationError | InvalidInputError | UntrustedCertificateError
-    )

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.runner import BulkOptions
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
-    from airflow_provider_prefs.models import BulkReport, PatchOutcome
+    from airflow_provider_prefs.models import BulkReport, ChangeOutcome
 
 #: Failures spelled out in the task's error message (all are in the XCom report, up to its cap).
 FAILURES_IN_MESSAGE = 20
@@ -100,7 +100,7 @@ class BulkPatchOperatorBase(ChangeOperatorBase):
         from airflow_provider_prefs.bulk.runner import failed_outcome
         from airflow_provider_prefs.errors import PrefsError
         from airflow_provider_prefs.models import BulkReport
-        from airflow_provider_prefs.operators.checkpoint import TaskCheckpoint
+        from airflow_provider_prefs.patching.checkpoint import TaskCheckpoint
 
         try:
             items = open_items(self.items)
@@ -158,7 +158,7 @@ class BulkPatchOperatorBase(ChangeOperatorBase):
 
         return ItemReport(self.report_path) if self.report_path else nullcontext()
 
-    def _record(self, outcome: PatchOutcome, item_report: ItemReport | None) -> None:
+    def _record(self, outcome: ChangeOutcome, item_report: ItemReport | None) -> None:
         # Called in the task's thread as each item finishes (see bulk.runner.apply_changes).
         if item_report is not None:
             item_report.write(outcome)

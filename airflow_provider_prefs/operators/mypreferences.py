@@ -17,7 +17,9 @@ from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
+    from airflow_provider_prefs.models import ChangeOutcome
     from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
 
 def default_deferrable() -> bool:
@@ -92,6 +94,19 @@ class ProfilePatchOperator(PatchOperatorBase):
         """The profile ``alternate_id_type:alternate_id``."""
         return self.hook.profile(self.alternate_id, self.alternate_id_type)
 
+    def change(self, checkpoint: Checkpoint, *, keep_outcome: bool) -> ChangeOutcome:
+        """``hook.change_profile`` with this task's arguments."""
+        return self.hook.change_profile(
+            self.alternate_id,
+            self.alternate_id_type,
+            patch=self.patch,
+            desired=self.desired,
+            dry_run=self.is_dry_run,
+            allow_type_changes=self.allow_type_changes,
+            checkpoint=checkpoint,
+            keep_outcome=keep_outcome,
+        )
+
     def execute(self, context: Any) -> dict[str, Any]:
         """Patch (at most once per task instance), then optionally wait for ``UpdateStatus == Complete``.
 
@@ -99,9 +114,9 @@ class ProfilePatchOperator(PatchOperatorBase):
         resumes the wait without patching again, on the worker and in the triggerer alike.
         """
         # The answer is worth a store write only when a wait follows that can fail (and be retried).
-        result = self.patch_at_most_once(context, keep_outcome=self.wait_for_completion)
+        result = self.change_at_most_once(context, keep_outcome=self.wait_for_completion)
         if not self.wait_for_completion or result["status"] == "dry_run":
-            return self.task_done(context, result)
+            return self.task_done(result)
         if self.deferrable:
             from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
 
@@ -120,7 +135,7 @@ class ProfilePatchOperator(PatchOperatorBase):
                 kwargs={"patch_result": result},
                 timeout=timedelta(seconds=self.wait_timeout + 60),
             )
-        return self.task_done(context, self._wait_on_worker(result))
+        return self.task_done(self._wait_on_worker(result))
 
     def _wait_on_worker(self, result: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_prefs.update_status import (
@@ -151,21 +166,26 @@ class ProfilePatchOperator(PatchOperatorBase):
 
         A timeout raises the same retryable :class:`UpdateStatusTimeoutError` as the wait on the worker.
         """
-        from airflow_provider_prefs.operators.base import CHANGE_KEY, recorded_outcome
+        from airflow_provider_prefs.operators.base import CHECKPOINT_NAMESPACE
+        from airflow_provider_prefs.patching.checkpoint import CHANGE_KEY, TaskCheckpoint, own_record, recorded_outcome
         from airflow_provider_prefs.triggers.profile_status import summary_from_event
         from airflow_provider_prefs.update_status import UpdateStatusTimeoutError, wait_timeout_message
 
+        self._checkpoint = TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, self.log)
+        resource = self.resource()
         outcome = patch_result
         if outcome is None:
             # Only the real triggerer passes patch_result back; without it, read what execute() recorded.
-            record = self.checkpoint(context).get(CHANGE_KEY)
-            self._checkpoint_kept = record is not None
-            outcome = recorded_outcome(record)
+            recorded = recorded_outcome(own_record(self._checkpoint.get(CHANGE_KEY), resource, self.log))
+            outcome = recorded.to_xcom() if recorded is not None else None
+        else:
+            # The record execute() kept is still in the store: forget it with the success.
+            self._checkpoint.adopt(CHANGE_KEY)
         if outcome is None:
             self.log.warning("%s: this task's patch outcome is not available; returning the profile only", self.target)
             outcome = {"target": self.target}
         if event and event.get("status") == "timeout":
             raise UpdateStatusTimeoutError(wait_timeout_message(self.target, self.wait_timeout))
         # A resumed task instance starts with fresh outlet events: the deferring try's are gone.
-        self.record_change(context, outcome)
-        return self.task_done(context, {**outcome, "profile": summary_from_event(event)})
+        self.record_change(context, outcome.get("status"), resource.asset_uri)
+        return self.task_done({**outcome, "profile": summary_from_event(event)})

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from airflow_provider_prefs.models import PatchOutcome
+    from airflow_provider_prefs.models import ChangeOutcome
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -112,7 +112,7 @@ class ItemReport:
         self._file = storage_path(self.location).open("wb")
         return self
 
-    def write(self, outcome: PatchOutcome) -> None:
+    def write(self, outcome: ChangeOutcome) -> None:
         """Append the line of one item."""
         assert self._file is not None, "ItemReport used outside its with block"
         row = {"target": outcome.target, "status": outcome.status, "error": outcome.error}

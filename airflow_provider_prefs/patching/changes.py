@@ -1,13 +1,15 @@
 """One change to one resource: an explicit patch or a desired state, planned, then previewed or sent exactly once.
 
-Operators, bulk runs, the hooks' ``patch_*`` methods and users' own tasks all go through
-:func:`plan_change` and :func:`send_exactly_once`, so "already up to date", dry runs and exactly-once
-sends behave the same everywhere. The flow, in the order this module reads:
+Every change (a patch operator, a bulk item, a TaskFlow task calling the hooks' ``change_*``) is
+carried out by :func:`carry_out`, under the checkpoint policy of :func:`.checkpoint.change_once`, so
+"already up to date", dry runs, conflicts and exactly-once sends behave the same everywhere. The
+flow, in the order this module reads:
 
 1. :func:`plan_change`: validate (rules), guard (``test`` ops, :mod:`.guards`) or plan from a desired state;
-2. :func:`send_change`: preview a dry run, or summarize what :func:`send_exactly_once` sent;
+2. :func:`sent_change`: preview a dry run, or summarize what :func:`send_exactly_once` sent;
 3. :func:`send_exactly_once`: send the PATCH through the hook's client; after a lost answer, re-read,
-   judge (:mod:`.verdicts`) and resend only what a second copy cannot apply twice.
+   judge (:mod:`.verdicts`) and resend only what a second copy cannot apply twice;
+4. :func:`carry_out`: plan, record, send; plan again when someone else's change broke a guard.
 
 A 5xx, a reset or a read timeout after a PATCH was sent leaves its fate unknown, and the request may
 even still be held up in the service and land *after* the client re-read the resource. So a patch
@@ -42,7 +44,7 @@ from airflow_provider_prefs.errors import (
     quoted,
 )
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES, encode_json
-from airflow_provider_prefs.models import PatchOutcome
+from airflow_provider_prefs.models import ChangeOutcome
 from airflow_provider_prefs.patching.guards import needs_guard, prepare, safe_to_resend
 from airflow_provider_prefs.patching.rules import (
     Patch,
@@ -66,7 +68,7 @@ _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class PatchResult:
+class Sent:
     """The answer to a patch, or the re-read document when the answer was lost but the patch landed."""
 
     answer: Any
@@ -91,7 +93,7 @@ class Resource:
     patch_request: Callable[[Patch], Any]
     #: Sends a request through the hook's client (retries, auth) and returns the answer's JSON.
     send: Callable[[Any], Any]
-    summarize: Callable[[PatchOutcome, dict[str, Any]], PatchOutcome]
+    summarize: Callable[[ChangeOutcome, dict[str, Any]], ChangeOutcome]
     #: Field whose change proves a patch landed (``etag`` for offers); None compares documents.
     version_key: str | None = None
     #: How often a patch may be resent after uncertain outcomes (the connection's ``max_attempts`` - 1).
@@ -131,9 +133,9 @@ class Carried:
     """How a change ended: the outcome, the document as it was left (None when not known), and what
     the PATCH got (None when nothing was sent in the end: unchanged, dry run, an earlier try's copy)."""
 
-    outcome: PatchOutcome
+    outcome: ChangeOutcome
     document: dict[str, Any] | None = None
-    sent: PatchResult | None = None
+    sent: Sent | None = None
 
 
 def plan_change(
@@ -150,7 +152,7 @@ def plan_change(
 
     Everything that can be judged without the resource (JSON values, read-only fields, the
     vendor's field types, body size) is checked before it is read, so bad input costs no request.
-    The returned ``ops`` are final: :func:`send_change` sends exactly them, and ``base`` is the
+    The returned ``ops`` are final: :func:`sent_change` sends exactly them, and ``base`` is the
     document they were planned against (read only when a guard or the desired state needs it).
 
     :param base: the document as the caller already read it: guards (and a desired state's plan)
@@ -182,18 +184,6 @@ def plan_change(
     return PlannedChange(ops=ops, base=base)
 
 
-def send_change(
-    resource: Resource,
-    planned: PlannedChange,
-    *,
-    dry_run: bool = False,
-    desired: bool = False,
-    log: logging.Logger | Any = _log,
-) -> PatchOutcome:
-    """Preview (dry run) or send a planned change exactly once; return the outcome summary."""
-    return sent_change(resource, planned, dry_run=dry_run, desired=desired, log=log).outcome
-
-
 def sent_change(
     resource: Resource,
     planned: PlannedChange,
@@ -202,28 +192,31 @@ def sent_change(
     desired: bool = False,
     log: logging.Logger | Any = _log,
 ) -> Carried:
-    """:func:`send_change`, also returning the document as it was left and what the send got."""
+    """Preview (dry run) or send a planned change exactly once.
+
+    Returns the outcome, the document as it was left and what the send got (see :class:`Carried`).
+    """
     ops, current = planned.ops, planned.base
     if planned.unchanged:
         log.info("%s is already up to date; nothing sent", resource.target)
         if current is None:
             current = resource.read()
-        return Carried(resource.summarize(PatchOutcome(status="unchanged", target=resource.target), current), current)
+        return Carried(resource.summarize(ChangeOutcome(status="unchanged", target=resource.target), current), current)
     if dry_run:
         if current is None:
             current = resource.read()
         log.info("Dry run, nothing sent. %s:\n%s", resource.target, render_preview(current, ops, resource.rules))
-        outcome = PatchOutcome(status="dry_run", target=resource.target, operations=len(ops))
+        outcome = ChangeOutcome(status="dry_run", target=resource.target, operations=len(ops))
         return Carried(resource.summarize(outcome, current), current)
     log.debug("%s: sending %d operation(s)", resource.target, len(ops))
     result = send_exactly_once(resource, planned, desired=desired)
     if result.reconciled:
         log.warning("%s: the answer was lost; a re-read confirmed the patch was applied once", resource.target)
-    outcome = PatchOutcome(status="applied", target=resource.target, operations=len(ops), reconciled=result.reconciled)
+    outcome = ChangeOutcome(status="applied", target=resource.target, operations=len(ops), reconciled=result.reconciled)
     return Carried(resource.summarize(outcome, result.answer), document_after(resource, planned, result), result)
 
 
-def document_after(resource: Resource, planned: PlannedChange, result: PatchResult) -> dict[str, Any] | None:
+def document_after(resource: Resource, planned: PlannedChange, result: Sent) -> dict[str, Any] | None:
     """The document right after ``planned`` landed: the answer itself where the service answers the
     whole document, else the planned-against document patched and stamped with the answer's metadata.
 
@@ -241,7 +234,7 @@ def document_after(resource: Resource, planned: PlannedChange, result: PatchResu
         return None
 
 
-def send_exactly_once(resource: Resource, planned: PlannedChange, *, desired: bool = False) -> PatchResult:
+def send_exactly_once(resource: Resource, planned: PlannedChange, *, desired: bool = False) -> Sent:
     """Send ``planned.ops`` as they are; after an uncertain outcome, re-read and resend only what is safe to resend.
 
     ``planned.base`` (the document the operations were planned against, if read) lets a lost
@@ -258,13 +251,13 @@ def send_exactly_once(resource: Resource, planned: PlannedChange, *, desired: bo
     resendable = safe_to_resend(ops)
     while True:
         try:
-            return PatchResult(answer=resource.send(request), resends=resends)
+            return Sent(answer=resource.send(request), resends=resends)
         except OutcomeUnknownError as uncertain:
             current = resource.read()
             verdict, why = judge(ops, current, resource.rules, base=base, version_key=resource.version_key)
             _log.warning("%s: %s; re-read: %s (%s)", action, uncertain, verdict.value, why)
             if verdict is Verdict.APPLIED:
-                return PatchResult(answer=current, reconciled=True, resends=resends)
+                return Sent(answer=current, reconciled=True, resends=resends)
             failed = broken_guard(ops, current)
             if failed is not None and (verdict is Verdict.NOT_APPLIED or desired):
                 raise _conflict(action, failed, current) from uncertain
@@ -293,7 +286,7 @@ def send_exactly_once(resource: Resource, planned: PlannedChange, *, desired: bo
             current = resource.read()
             if judge_refusal(ops, current, resource.rules, base=base):
                 _log.warning("%s: refused, but a re-read shows an earlier copy was applied", action)
-                return PatchResult(answer=current, reconciled=True, resends=resends)
+                return Sent(answer=current, reconciled=True, resends=resends)
             failed = broken_guard(ops, current)
             if failed is None:
                 raise
@@ -302,7 +295,7 @@ def send_exactly_once(resource: Resource, planned: PlannedChange, *, desired: bo
             landed = False if resends == 0 else landed_among(ops, base, current) if base is not None else None
             if landed is True:
                 _log.warning("%s: refused, but a re-read shows an earlier copy was applied (before others)", action)
-                return PatchResult(answer=current, reconciled=True, resends=resends)
+                return Sent(answer=current, reconciled=True, resends=resends)
             if landed is None and not desired:
                 raise OutcomeUnknownError(
                     f"{action} was sent {resends + 1} time(s) without a clear answer, then refused, and the "
@@ -436,25 +429,3 @@ def still_applies(
                 f"{array.path or '/'} changed since the patch was planned. Nothing was applied; re-read the "
                 "resource and patch it again."
             )
-
-
-def patched(resource: Resource, patch: Any, base: dict[str, Any] | None = None) -> PatchResult:
-    """An explicit patch carried out (:func:`carry_out`), as the hooks' ``patch_*`` methods return it."""
-    carried = carry_out(resource, Change(patch=patch), base=base)
-    if carried.sent is not None:
-        return carried.sent
-    return PatchResult(answer=carried.document, reconciled=carried.outcome.reconciled)
-
-
-def apply_change(
-    resource: Resource,
-    *,
-    patch: Any = None,
-    desired: Any = None,
-    dry_run: bool = False,
-    allow_type_changes: bool = False,
-    log: logging.Logger | Any = _log,
-) -> PatchOutcome:
-    """Plan, then preview (dry run) or send exactly once, planning again after a conflict: :func:`carry_out`."""
-    change = Change(patch=patch, desired=desired, allow_type_changes=allow_type_changes)
-    return carry_out(resource, change, dry_run=dry_run, log=log).outcome
