@@ -19,7 +19,7 @@ from airflow_provider_prefs.sandbox.process import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
-DAGS = ["scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch"]
+DAGS = ["scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch", "profile_change_taskflow"]
 LOGICAL_DATE = "2026-11-25"
 OFFER = ("dev", "fallbackOffer1234")
 PROFILE = ("DEMO", "Ada@Example.com", "Email")

@@ -23,7 +23,7 @@ from airflow_provider_prefs.sandbox.connections import (
 )
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-EXAMPLES = ["scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch"]
+EXAMPLES = ["scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch", "profile_change_taskflow"]
 
 pytest.importorskip("airflow.sdk", reason="the example DAGs are written for Airflow 3")
 
@@ -73,6 +73,11 @@ def test_example_dag_succeeds(dag_id: str, airflow_home: Path, sandbox: Any) -> 
         assert profile["CustomerType"] == "Commercial"  # patched, then waited for in the (in-process) triggerer
         assert profile["UpdateStatus"] == "Complete"
         assert routes.count("profile.patch") == 2
+    elif dag_id == "profile_change_taskflow":
+        assert sandbox.state.profile("DEMO", "Ada@Example.com", "Email")["DefaultLocale"] == "de-DE"
+        [patch] = [e for e in sandbox.state.journal() if e["route"] == "profile.patch"]
+        assert [op["op"] for op in patch["body"]] == ["test", "replace"]  # desired: guarded, minimal
+        assert "profile Email:'Ada@Example.com': applied, 2 operation(s)" in result.stdout + result.stderr
     else:
         assert routes.count("profile.patch") == 3
 

@@ -85,6 +85,28 @@ def watch(deployment: Deployment, runs: list[Run], timeout: float, interval: flo
         time.sleep(interval)
 
 
+def failure_report(deployment: Deployment, runs: list[Run], lines: int = 25) -> str:
+    """Each run that did not succeed, with the task states seen and the end of its failed tasks' logs.
+
+    A flaky failure on a shared machine must be diagnosable from the test output alone: the
+    deployment's temporary home (and its logs) is gone by the time anyone looks.
+    """
+    parts = []
+    for run in runs:
+        if run.state == "success":
+            continue
+        parts.append(f"{run.label}; task states seen {run.seen}")
+        failed = {(task, index) for (task, index), states in run.seen.items() if states & {"failed", "up_for_retry"}}
+        for task, index in sorted(failed):
+            folder = deployment.home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}" / f"task_id={task}"
+            if index >= 0:
+                folder = folder / f"map_index={index}"
+            for log in sorted(folder.glob("attempt=*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {log.relative_to(deployment.home)} (last {lines} lines)\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
 def waits_in_triggerer(dag: Any) -> set[str]:
     """Task ids of ``dag`` that must hand their wait to the triggerer, found by class and arguments."""
     from airflow_provider_prefs.operators import ProfilePatchOperator

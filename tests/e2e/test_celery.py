@@ -22,7 +22,7 @@ from airflow_provider_prefs.bulk.runner import RECORDED_AHEAD
 from airflow_provider_prefs.sandbox import SandboxServer
 from e2e.conftest import HEARTBEAT_TIMEOUT
 from e2e.deployment import Deployment
-from e2e.runs import Run, trigger, waits_in_triggerer, watch
+from e2e.runs import Run, failure_report, trigger, waits_in_triggerer, watch
 from e2e.services import PostgresServer, RedisServer
 
 pytestmark = [pytest.mark.celery, pytest.mark.timeout(900)]
@@ -87,7 +87,7 @@ def test_celery_example_runs_succeed(celery_deployment: Deployment, example_dags
     celery_deployment.wait_for_dags([*example_dags, BULK_DAG, RESTART_DAG])
     runs = watch(celery_deployment, [trigger(celery_deployment, d, None) for d in example_dags], EXAMPLES_TIMEOUT)
     print(f"\nCelery example runs done in {time.monotonic() - started:.1f} s:\n" + "\n".join(r.label for r in runs))
-    assert [f"{r.label}; task states seen {r.seen}" for r in runs if r.state != "success"] == []
+    assert all(r.state == "success" for r in runs), failure_report(celery_deployment, runs)
     for run in runs:
         for task_id in waits_in_triggerer(example_dags[run.dag_id]):
             states = set().union(*(s for (t, _), s in run.seen.items() if t == task_id))

@@ -26,6 +26,7 @@ from e2e.runs import (
     LOGICAL_DATE,
     Run,
     asset_triggered_runs,
+    failure_report,
     trigger,
     trigger_log_files,
     waits_in_triggerer,
@@ -60,11 +61,12 @@ def example_runs(deployment: Deployment, example_dags: dict[str, Any]) -> list[R
     return runs
 
 
-def test_every_example_run_succeeds(example_runs: list[Run], example_dags: dict[str, Any]) -> None:
+def test_every_example_run_succeeds(
+    deployment: Deployment, example_runs: list[Run], example_dags: dict[str, Any]
+) -> None:
     triggered = {(run.dag_id, run.how) for run in example_runs}
     assert triggered >= {(d, how) for d in example_dags for how in ("no logical date", "logical date")}
-    failed = [f"{run.label}; task states seen {run.seen}" for run in example_runs if run.state != "success"]
-    assert failed == []
+    assert all(run.state == "success" for run in example_runs), failure_report(deployment, example_runs)
 
 
 def test_deferrable_waits_ran_in_the_triggerer(
