@@ -106,7 +106,7 @@ def test_a_profile_wait_resumed_from_the_triggerer_emits_again(connections: Any)
     events = OutletEventAccessors()
     outcome = {"status": "applied", "target": "profile Email:'Ada@Example.com'", "operations": 1}
     event = {"status": "success", "profile": {"ProfileId": 1, "UpdateStatus": "Complete"}}
-    operator.execute_complete({"outlet_events": events}, event, patch_result=outcome)
+    operator.execute_complete({"outlet_events": events}, event, outcome=outcome)
     assert emitted(events) == {PROFILE_CHANGES_ALIAS: [EMAIL_URI]}
 
 

@@ -19,7 +19,7 @@ from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.models import ChangeOutcome
 from airflow_provider_prefs.patching.changes import PlannedChange, Resource, plan_change, send_exactly_once, sent_change
-from airflow_provider_prefs.patching.guards import add_guards, needs_guard, prepare, safe_to_resend
+from airflow_provider_prefs.patching.guards import add_guards, prepare, resend_safe
 from airflow_provider_prefs.patching.rules import OFFER_RULES, PROFILE_RULES, Patch
 
 OFFER: dict[str, Any] = {"id": "o1", "etag": 3, "name": "Old", "labels": ["a"], "tags": {"k": [1, 2]}}
@@ -43,10 +43,10 @@ APPEND: Patch = [{"op": "add", "path": "/labels/-", "value": "x"}]
     ],
 )
 def test_patches_whose_repeat_applies_again_are_guarded_on_the_array_they_touch(op: dict[str, Any]) -> None:
-    assert needs_guard([op]) and not safe_to_resend([op])
+    assert not resend_safe([op])
     guarded = add_guards([op], OFFER)
     assert guarded[-1] == op and all(g["op"] == "test" for g in guarded[:-1])
-    assert safe_to_resend(guarded) and not needs_guard(guarded)
+    assert resend_safe(guarded)
     once = jsonpatch.apply_patch(OFFER, guarded)
     # The second copy is refused instead of applying again.
     with pytest.raises(jsonpatch.JsonPatchTestFailed):

@@ -408,7 +408,7 @@ def request_to(url: str, method: str) -> ApiRequest:
         f"{url}/api/offers/offer-1",
         action=f"{method} offer 'offer-1'",
         json_body=body,
-        resends_safely=body is None,
+        idempotent=body is None,
         expects=OfferMetadata,
     )
 

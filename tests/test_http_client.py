@@ -14,12 +14,12 @@ from airflow_provider_prefs.errors import (
     RateLimitedError,
     vendor_message,
 )
-from airflow_provider_prefs.transport.client import ApiRequest, Outcome, decide
+from airflow_provider_prefs.transport.client import ApiRequest, AttemptResult, decide
 from airflow_provider_prefs.transport.retry import Attempts, BackoffGate, parse_retry_after
 from airflow_provider_prefs.transport.settings import TransportSettings
 
 GET = ApiRequest("GET", "https://x/offers/1", action="GET offer '1'")
-PATCH = ApiRequest("PATCH", "https://x/offers/1", action="PATCH offer '1'", resends_safely=False)
+PATCH = ApiRequest("PATCH", "https://x/offers/1", action="PATCH offer '1'", idempotent=False)
 POLICY = TransportSettings(max_attempts=3, backoff_base=0.1, backoff_max=1, max_total_seconds=10)
 
 
@@ -48,50 +48,50 @@ def test_mypreferences_text_and_json_bodies() -> None:
 
 @pytest.mark.parametrize("request_", [GET, PATCH])
 def test_429_is_retried_for_every_request_and_pauses_everyone(request_: ApiRequest) -> None:
-    decision = decide(request_, Outcome(status=429, headers={"Retry-After": "2"}), attempts(), can_refresh=False)
+    decision = decide(request_, AttemptResult(status=429, headers={"Retry-After": "2"}), attempts(), can_refresh=False)
     assert decision.kind == "retry" and decision.delay == 2 and decision.pause_everyone
 
 
 def test_429_past_budget_raises_rate_limited() -> None:
-    decision = decide(GET, Outcome(status=429), attempts(3), can_refresh=False)
+    decision = decide(GET, AttemptResult(status=429), attempts(3), can_refresh=False)
     assert decision.kind == "raise" and isinstance(decision.error, RateLimitedError)
 
 
 def test_503_is_retried_for_reads_but_uncertain_for_patches() -> None:
-    assert decide(GET, Outcome(status=503), attempts(), can_refresh=False).kind == "retry"
-    decision = decide(PATCH, Outcome(status=503, body=b"down"), attempts(), can_refresh=False)
+    assert decide(GET, AttemptResult(status=503), attempts(), can_refresh=False).kind == "retry"
+    decision = decide(PATCH, AttemptResult(status=503, body=b"down"), attempts(), can_refresh=False)
     assert decision.kind == "raise" and isinstance(decision.error, OutcomeUnknownError)
     assert "may have been applied" in str(decision.error)
 
 
 def test_connect_failure_is_retried_even_for_patches() -> None:
-    outcome = Outcome(failure="ConnectionError: connection refused", request_sent=False)
+    outcome = AttemptResult(failure="ConnectionError: connection refused", request_sent=False)
     assert decide(PATCH, outcome, attempts(), can_refresh=False).kind == "retry"
     final = decide(PATCH, outcome, attempts(3), can_refresh=False)
     assert isinstance(final.error, ApiConnectionError) and "3 attempt" in str(final.error)
 
 
 def test_read_timeout_after_sending_a_patch_is_uncertain() -> None:
-    outcome = Outcome(failure="ReadTimeout: read timed out", request_sent=True)
+    outcome = AttemptResult(failure="ReadTimeout: read timed out", request_sent=True)
     assert decide(GET, outcome, attempts(), can_refresh=False).kind == "retry"
     assert isinstance(decide(PATCH, outcome, attempts(), can_refresh=False).error, OutcomeUnknownError)
 
 
 def test_401_refreshes_only_when_allowed() -> None:
-    assert decide(GET, Outcome(status=401), attempts(), can_refresh=True).kind == "refresh"
-    assert decide(GET, Outcome(status=401), attempts(), can_refresh=False).kind == "raise"
+    assert decide(GET, AttemptResult(status=401), attempts(), can_refresh=True).kind == "refresh"
+    assert decide(GET, AttemptResult(status=401), attempts(), can_refresh=False).kind == "raise"
 
 
 def test_400_is_not_retried_and_reads_well() -> None:
     body = b'{"error_code": "x", "message": "path /etag is read-only"}'
-    decision = decide(PATCH, Outcome(status=400, body=body), attempts(), can_refresh=False)
+    decision = decide(PATCH, AttemptResult(status=400, body=body), attempts(), can_refresh=False)
     assert isinstance(decision.error, BadRequestError)
     assert str(decision.error).startswith("PATCH offer '1' failed: HTTP 400 from PATCH https://x/offers/1")
     assert "path /etag is read-only" in str(decision.error)
 
 
 def test_retry_after_longer_than_allowed_is_not_waited_for() -> None:
-    decision = decide(GET, Outcome(status=429, headers={"Retry-After": "3600"}), attempts(), can_refresh=False)
+    decision = decide(GET, AttemptResult(status=429, headers={"Retry-After": "3600"}), attempts(), can_refresh=False)
     assert decision.kind == "raise"
 
 
@@ -152,7 +152,7 @@ def test_redactor_removes_known_credentials_in_every_echoed_form_and_credential_
 def test_a_redirect_is_an_error_naming_the_absolute_location_never_a_success() -> None:
     from airflow_provider_prefs.errors import RedirectError
 
-    outcome = Outcome(status=302, headers={"Location": "//user:pw@other.example/x?sig=abcdef123"})
+    outcome = AttemptResult(status=302, headers={"Location": "//user:pw@other.example/x?sig=abcdef123"})
     decision = decide(GET, outcome, attempts(), can_refresh=False)
     assert decision.kind == "raise" and isinstance(decision.error, RedirectError)
     assert decision.error.location == "https://other.example/x?sig=***"

@@ -9,7 +9,7 @@ import jsonpatch
 import pytest
 
 from airflow_provider_prefs.errors import PatchValidationError
-from airflow_provider_prefs.patching.guards import needs_guard
+from airflow_provider_prefs.patching.guards import resend_safe
 from airflow_provider_prefs.patching.rules import (
     OFFER_RULES,
     PROFILE_RULES,
@@ -208,6 +208,6 @@ def test_judge_guarded_patches() -> None:
 
 
 def test_unguarded_appends_need_a_base_and_are_unknown_without_one() -> None:
-    assert needs_guard(APPEND) and not needs_guard(RENAME)
-    assert not needs_guard([{"op": "test", "path": "/labels", "value": ["a"]}, *APPEND])
+    assert not resend_safe(APPEND) and resend_safe(RENAME)
+    assert resend_safe([{"op": "test", "path": "/labels", "value": ["a"]}, *APPEND])
     assert judge(APPEND, OFFER, OFFER_RULES)[0] is Verdict.UNKNOWN

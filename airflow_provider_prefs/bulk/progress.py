@@ -295,7 +295,7 @@ class BulkProgress:
 
 class ItemCheckpoint:
     """One bulk item's view of the run's progress: the :class:`~airflow_provider_prefs.patching.checkpoint.Checkpoint`
-    the change policy (:func:`~airflow_provider_prefs.patching.checkpoint.change_once`) records the item's intent in.
+    the checkpoint policy (:meth:`~airflow_provider_prefs.hooks.base.PrefsApiHook.carry`) records the item's intent in.
 
     Its intent goes into the run's next group-committed write; an outcome is not stored per item (the
     item's :meth:`BulkProgress.finish` covers it). ``held`` tells, once the item is done, whether its

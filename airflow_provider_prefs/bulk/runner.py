@@ -25,7 +25,10 @@ from airflow_provider_prefs.models import BulkReport, ChangeOutcome
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.progress import BulkProgress
-    from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.changes import Carried, Resource
+
+    #: How a hook carries out one change (:meth:`~airflow_provider_prefs.hooks.base.PrefsApiHook.carry`).
+    Carry = Callable[..., Carried]
 
 _log = logging.getLogger(__name__)
 
@@ -296,6 +299,7 @@ class BulkOptions(TypedDict, total=False):
 def apply_changes(
     items: Iterable[Any],
     resource_of: Callable[[Any], tuple[Resource, dict[str, Any]]],
+    carry: Carry,
     *,
     pool_size: int,
     log: logging.Logger | Any = _log,
@@ -306,7 +310,9 @@ def apply_changes(
 ) -> BulkReport:
     """Apply many changes over one hook's session; every item ends in the report, none raises.
 
-    ``resource_of`` turns one input item into the resource and its ``patch``/``desired`` change.
+    ``resource_of`` turns one input item into the resource and its ``patch``/``desired`` change;
+    ``carry`` (the hook's :meth:`~airflow_provider_prefs.hooks.base.PrefsApiHook.carry`) makes it,
+    as it makes every change.
     Concurrency is capped at the connection pool size so no connection is opened and dropped.
 
     Changes of one resource (same :attr:`~airflow_provider_prefs.patching.changes.Resource.key`) are
@@ -356,7 +362,7 @@ def apply_changes(
     progress.batch, progress.batch_wait = 3 * max_concurrency, WRITE_GATHER_SECONDS
 
     def handle(work: BulkItem) -> ChangeOutcome:
-        outcome, held = apply_item(work, progress, documents, connections, dry_run=dry_run, log=log)
+        outcome, held = apply_item(work, carry, progress, documents, connections, dry_run=dry_run)
         progress.finish(work.index, work.digest, outcome.status, held=held)
         return outcome
 
@@ -394,22 +400,22 @@ def with_resources(
 
 def apply_item(
     work: BulkItem,
+    carry: Carry,
     progress: BulkProgress,
     documents: dict[Hashable, dict[str, Any]],
     connections: threading.BoundedSemaphore,
     *,
     dry_run: bool,
-    log: logging.Logger | Any = _log,
 ) -> tuple[ChangeOutcome, bool]:
-    """One bulk item through the path of every change (:func:`~airflow_provider_prefs.patching.checkpoint.change_once`),
-    its intent recorded in the run's progress; returns its outcome and whether its recorded operations still stand.
+    """One bulk item through the path of every change (``carry``: the hook's
+    :meth:`~airflow_provider_prefs.hooks.base.PrefsApiHook.carry`), its intent recorded in the run's
+    progress; returns its outcome and whether its recorded operations still stand.
 
     Each request takes one of the run's ``connections`` for its duration only: planning and storing
     the intent hold none, so more items are planned than sent at once.
     """
     from airflow_provider_prefs.bulk.progress import ItemCheckpoint
     from airflow_provider_prefs.patching.changes import Change
-    from airflow_provider_prefs.patching.checkpoint import change_once
 
     if work.resource is None:
         return ChangeOutcome(status="failed", target=work.label, error=work.error), False
@@ -422,14 +428,13 @@ def apply_item(
     if change.desired is not None:
         known = None  # a desired state is planned on a fresh read: a stale document could make it look done
     try:
-        carried = change_once(
+        carried = carry(
             resource,
             change,
             checkpoint=checkpoint,
             base=known if work.followed else None,
             pin_all=work.followed,
             dry_run=dry_run,
-            log=log,
         )
     except Exception as exc:
         return failed_outcome(resource.target, exc), checkpoint.held

@@ -27,7 +27,7 @@ from airflow_provider_prefs.transport.auth import mask_secret
 from airflow_provider_prefs.transport.settings import TransportSettings
 
 if TYPE_CHECKING:
-    from airflow_provider_prefs.patching.changes import Resource
+    from airflow_provider_prefs.patching.changes import Carried, Change, Resource
     from airflow_provider_prefs.patching.checkpoint import Checkpoint
     from airflow_provider_prefs.patching.rules import Patch, PatchRules
     from airflow_provider_prefs.transport.auth import TokenProvider
@@ -260,7 +260,7 @@ class ResourceDescription:
             action=f"{method} {self.target}",
             params=dict(self.params),
             json_body=body,
-            resends_safely=body is None,
+            idempotent=body is None,
             expects=self.answer,
         )
 
@@ -406,18 +406,72 @@ class PrefsApiHook(BaseHook):
             cannot be told); nothing was applied unless the message says otherwise.
         """
         from airflow_provider_prefs.patching.changes import Change
-        from airflow_provider_prefs.patching.checkpoint import change_once
 
         wanted = Change(patch=patch, desired=desired, allow_type_changes=allow_type_changes)
-        return change_once(
-            resource,
-            wanted,
-            checkpoint=checkpoint,
-            dry_run=dry_run,
-            keep_outcome=keep_outcome,
-            base=base,
-            log=self.log,
+        return self.carry(
+            resource, wanted, checkpoint=checkpoint, dry_run=dry_run, keep_outcome=keep_outcome, base=base
         ).outcome
+
+    def carry(
+        self,
+        resource: Resource,
+        change: Change,
+        *,
+        checkpoint: Checkpoint | None = None,
+        dry_run: bool = False,
+        keep_outcome: bool = False,
+        base: dict[str, Any] | None = None,
+        pin_all: bool = False,
+    ) -> Carried:
+        """:meth:`change`, for callers that also need the document as the change left it (the bulk runner).
+
+        Applies the checkpoint policy (:mod:`~airflow_provider_prefs.patching.checkpoint`): an outcome
+        recorded by an earlier try is returned as it is; operations it recorded are re-judged, never
+        planned anew; new operations are recorded before they are sent; a refused change's record is
+        forgotten. ``pin_all`` guards idempotent operations too (a later change of the resource follows).
+        """
+        from airflow_provider_prefs.patching.changes import Carried, PlannedChange, carry_out
+        from airflow_provider_prefs.patching.checkpoint import (
+            CHANGE_KEY,
+            NO_CHECKPOINT,
+            intent_record,
+            outcome_record,
+            own_record,
+            planned_from_intent,
+            recorded_outcome,
+            settle_failure,
+        )
+
+        memory = checkpoint if checkpoint is not None and checkpoint.available else NO_CHECKPOINT
+        record = own_record(memory.get(CHANGE_KEY), resource, self.log) if memory.available else None
+        recorded = recorded_outcome(record)
+        if recorded is not None:
+            self.log.info(
+                "%s: an earlier try already got its answer (%s); not sending again", resource.target, recorded.status
+            )
+            return Carried(recorded.model_copy(update={"asset_uri": resource.asset_uri}))
+
+        def keep_intent(planned: PlannedChange) -> None:
+            memory.set(CHANGE_KEY, intent_record(resource, planned))
+
+        try:
+            carried = carry_out(
+                resource,
+                change,
+                recorded=planned_from_intent(record),
+                record=keep_intent,
+                base=base,
+                pin_all=pin_all,
+                dry_run=dry_run,
+                log=self.log,
+            )
+        except PrefsError as exc:
+            settle_failure(memory, exc)
+            raise
+        outcome = carried.outcome.model_copy(update={"asset_uri": resource.asset_uri})
+        if keep_outcome and outcome.status != "dry_run":
+            memory.set(CHANGE_KEY, outcome_record(resource, outcome))
+        return Carried(outcome, carried.document, carried.sent)
 
     def probe(self) -> str:
         """A cheap read-only call proving the connection works; returns what it showed."""

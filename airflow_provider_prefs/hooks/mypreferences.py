@@ -288,7 +288,9 @@ class MyPreferencesHook(PrefsApiHook):
                 return self.profile(fields[0], fields[1]), {"patch": fields[2]}
             return self.profile(fields[0], alternate_id_type), {"patch": fields[1]}  # type: ignore[arg-type]
 
-        return apply_changes(items, resource_of, pool_size=self.transport.pool_size, log=self.log, **options)
+        return apply_changes(
+            items, resource_of, self.carry, pool_size=self.transport.pool_size, log=self.log, **options
+        )
 
     def probe(self) -> str:
         """Authenticate, look up a probe profile, and prove the client id is known.

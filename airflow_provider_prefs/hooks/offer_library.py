@@ -216,7 +216,9 @@ class OfferLibraryHook(PrefsApiHook):
             offer_id, patch = item_tuple(item, (2,), OFFER_ITEM_SHAPE)
             return self.offer(offer_id), {"patch": patch}
 
-        return apply_changes(items, resource_of, pool_size=self.transport.pool_size, log=self.log, **options)
+        return apply_changes(
+            items, resource_of, self.carry, pool_size=self.transport.pool_size, log=self.log, **options
+        )
 
     def list_offers(self, *, limit: int = 10, name: str | None = None) -> dict[str, Any]:
         """One page of fallback offers (``results``, ``count``, ``total``, ``_links``)."""

@@ -16,7 +16,6 @@ from airflow_provider_prefs.operators.arguments import check_change_arguments
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.hooks.base import PrefsApiHook
-    from airflow_provider_prefs.models import ChangeOutcome
     from airflow_provider_prefs.patching.changes import Resource
     from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
@@ -77,14 +76,15 @@ class PatchOperatorBase(ChangeOperatorBase):
     :attr:`changes_alias` it declares as outlet; DAGs scheduled on those assets run after it. The
     same asset is the task's OpenLineage output.
 
-    Operators only resolve their arguments, call the hook's ``change_*`` method with the task
-    instance's state store as checkpoint, and push the outcome: a TaskFlow task calling the hook gets
-    the same guarantees. Each task instance changes at most once, across retries and killed workers:
-    the operations are recorded in the task state store before sending, and the outcome after when a
-    wait follows (see :meth:`change_at_most_once`). Airflow's ``ResumableJobMixin`` is not used: it
-    stores the job id only *after* submitting (the window it documents as a known limitation is
-    exactly "sent, answer lost"), it resubmits fresh after a failed job (a patch must be re-judged,
-    never re-planned), and it covers only the worker path, not the deferrable one.
+    Operators only resolve their arguments (the resource), call the hook's
+    :meth:`~airflow_provider_prefs.hooks.base.PrefsApiHook.change` (what ``change_offer`` and ``change_profile``
+    call too) with the task instance's state store as checkpoint, and push the outcome: a TaskFlow task calling
+    the hook gets the same guarantees. Each task instance changes at most once, across retries and killed
+    workers: the operations are recorded in the task state store before sending, and the outcome after when a
+    wait follows (see :meth:`change_at_most_once`). Airflow's ``ResumableJobMixin`` is not used: it stores the
+    job id only *after* submitting (the window it documents as a known limitation is exactly "sent, answer
+    lost"), it resubmits fresh after a failed job (a patch must be re-judged, never re-planned), and it covers
+    only the worker path, not the deferrable one.
     """
 
     template_fields: Sequence[str] = ("patch", "desired", "conn_id")
@@ -102,10 +102,6 @@ class PatchOperatorBase(ChangeOperatorBase):
 
     def resource(self) -> Resource:
         """The offer or profile this task changes."""
-        raise NotImplementedError
-
-    def change(self, checkpoint: Checkpoint, *, keep_outcome: bool) -> ChangeOutcome:
-        """Make this task's change through the hook (``change_offer`` / ``change_profile``)."""
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -128,7 +124,15 @@ class PatchOperatorBase(ChangeOperatorBase):
 
         self._checkpoint = TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, self.log)
         try:
-            outcome = self.change(self._checkpoint, keep_outcome=keep_outcome)
+            outcome = self.hook.change(
+                self.resource(),
+                patch=self.patch,
+                desired=self.desired,
+                dry_run=self.is_dry_run,
+                allow_type_changes=self.allow_type_changes,
+                checkpoint=self._checkpoint,
+                keep_outcome=keep_outcome,
+            )
         except PrefsError as exc:
             if exc.retryable:
                 raise

@@ -17,9 +17,7 @@ from airflow_provider_prefs.provider_info import MYPREFERENCES_CONN_TYPE
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
-    from airflow_provider_prefs.models import ChangeOutcome
     from airflow_provider_prefs.patching.changes import Resource
-    from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
 
 def default_deferrable() -> bool:
@@ -94,19 +92,6 @@ class ProfilePatchOperator(PatchOperatorBase):
         """The profile ``alternate_id_type:alternate_id``."""
         return self.hook.profile(self.alternate_id, self.alternate_id_type)
 
-    def change(self, checkpoint: Checkpoint, *, keep_outcome: bool) -> ChangeOutcome:
-        """``hook.change_profile`` with this task's arguments."""
-        return self.hook.change_profile(
-            self.alternate_id,
-            self.alternate_id_type,
-            patch=self.patch,
-            desired=self.desired,
-            dry_run=self.is_dry_run,
-            allow_type_changes=self.allow_type_changes,
-            checkpoint=checkpoint,
-            keep_outcome=keep_outcome,
-        )
-
     def execute(self, context: Any) -> dict[str, Any]:
         """Patch (at most once per task instance), then optionally wait for ``UpdateStatus == Complete``.
 
@@ -132,7 +117,7 @@ class ProfilePatchOperator(PatchOperatorBase):
                 method_name="execute_complete",
                 # Only the real triggerer passes these back (``airflow dags test`` passes just the
                 # event); without them execute_complete reads the outcome from the task state store.
-                kwargs={"patch_result": result},
+                kwargs={"outcome": result},
                 timeout=timedelta(seconds=self.wait_timeout + 60),
             )
         return self.task_done(self._wait_on_worker(result))
@@ -160,7 +145,11 @@ class ProfilePatchOperator(PatchOperatorBase):
         return {**result, "profile": check.summary_json()}
 
     def execute_complete(
-        self, context: Any, event: dict[str, Any] | None = None, patch_result: dict[str, Any] | None = None
+        self,
+        context: Any,
+        event: dict[str, Any] | None = None,
+        outcome: dict[str, Any] | None = None,
+        patch_result: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Resume after the trigger: the patch outcome with the final profile summary merged in.
 
@@ -173,9 +162,10 @@ class ProfilePatchOperator(PatchOperatorBase):
 
         self._checkpoint = TaskCheckpoint.from_context(context, CHECKPOINT_NAMESPACE, self.log)
         resource = self.resource()
-        outcome = patch_result
+        # ``patch_result``: what tasks deferred by version 0.1 pass back (their trigger kwargs are already stored).
+        outcome = outcome if outcome is not None else patch_result
         if outcome is None:
-            # Only the real triggerer passes patch_result back; without it, read what execute() recorded.
+            # Only the real triggerer passes the outcome back; without it, read what execute() recorded.
             recorded = recorded_outcome(own_record(self._checkpoint.get(CHANGE_KEY), resource, self.log))
             outcome = recorded.to_xcom() if recorded is not None else None
         else:

@@ -12,9 +12,7 @@ from airflow_provider_prefs.provider_info import ADOBE_CONN_TYPE
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
-    from airflow_provider_prefs.models import ChangeOutcome
     from airflow_provider_prefs.patching.changes import Resource
-    from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
 
 class FallbackOfferPatchOperator(PatchOperatorBase):
@@ -45,15 +43,3 @@ class FallbackOfferPatchOperator(PatchOperatorBase):
     def resource(self) -> Resource:
         """The fallback offer ``offer_id``."""
         return self.hook.offer(self.offer_id)
-
-    def change(self, checkpoint: Checkpoint, *, keep_outcome: bool) -> ChangeOutcome:
-        """``hook.change_offer`` with this task's arguments."""
-        return self.hook.change_offer(
-            self.offer_id,
-            patch=self.patch,
-            desired=self.desired,
-            dry_run=self.is_dry_run,
-            allow_type_changes=self.allow_type_changes,
-            checkpoint=checkpoint,
-            keep_outcome=keep_outcome,
-        )

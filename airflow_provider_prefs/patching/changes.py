@@ -1,7 +1,7 @@
 """One change to one resource: an explicit patch or a desired state, planned, then previewed or sent exactly once.
 
 Every change (a patch operator, a bulk item, a TaskFlow task calling the hooks' ``change_*``) is
-carried out by :func:`carry_out`, under the checkpoint policy of :func:`.checkpoint.change_once`, so
+carried out by :func:`carry_out`, under the checkpoint policy applied by the hook's ``carry``, so
 "already up to date", dry runs, conflicts and exactly-once sends behave the same everywhere. The
 flow, in the order this module reads:
 
@@ -45,7 +45,7 @@ from airflow_provider_prefs.errors import (
 )
 from airflow_provider_prefs.jsonvalue import DEFAULT_MAX_REQUEST_BYTES, encode_json
 from airflow_provider_prefs.models import ChangeOutcome
-from airflow_provider_prefs.patching.guards import needs_guard, prepare, safe_to_resend
+from airflow_provider_prefs.patching.guards import prepare, resend_safe
 from airflow_provider_prefs.patching.rules import (
     Patch,
     PatchRules,
@@ -177,7 +177,7 @@ def plan_change(
         ops, base = prepare(ops, resource.rules, resource.read, base, pin_all=pin_all)
     if ops:
         encode_json(ops, limit=limit, what=f"PATCH {resource.target}")
-        if base is None and needs_guard(ops):
+        if base is None and not resend_safe(ops):
             # Operations no test can pin (a copy to a new member): only the document they apply to can
             # judge them after a lost answer, so it is read now and kept with the plan (and its record).
             base = resource.read()
@@ -248,7 +248,7 @@ def send_exactly_once(resource: Resource, planned: PlannedChange, *, desired: bo
     action = f"PATCH {resource.target}"
     request = resource.patch_request(ops)
     resends = 0
-    resendable = safe_to_resend(ops)
+    safe = resend_safe(ops)
     while True:
         try:
             return Sent(answer=resource.send(request), resends=resends)
@@ -266,7 +266,7 @@ def send_exactly_once(resource: Resource, planned: PlannedChange, *, desired: bo
                     f"{uncertain}. Re-reading the resource could not tell whether it was applied: {why}. "
                     f"To check: {what_to_check(ops)}."
                 ) from uncertain
-            if not resendable:
+            if not safe:
                 raise OutcomeUnknownError(
                     f"{uncertain}. A re-read shows it not applied yet ({why}), but the request may still be "
                     "on its way and land later, and the patch has no test guard, so it was not resent (a "

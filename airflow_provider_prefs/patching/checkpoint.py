@@ -15,8 +15,9 @@ One policy, whoever makes the change (a patch operator, a bulk item, a TaskFlow 
 A record belongs to a resource by the resource's stable key (service, account, id type and id, as the
 service matches them: :attr:`~.changes.Resource.key`), never by its display ``target``.
 
-A :class:`Checkpoint` is any object with the small interface below. Operators pass the task
-instance's Airflow task state store (:class:`TaskCheckpoint`); a TaskFlow task passes
+:meth:`~airflow_provider_prefs.hooks.base.PrefsApiHook.carry` applies the policy with the functions
+below; every change goes through it. A :class:`Checkpoint` is any object with the small interface
+below. Operators pass the task instance's Airflow task state store (:class:`TaskCheckpoint`); a TaskFlow task passes
 ``TaskCheckpoint.from_context(context)``; tests and scripts can pass a :class:`MemoryCheckpoint`.
 The bulk runner gives each item a view of the run's progress
 (:class:`~airflow_provider_prefs.bulk.progress.ItemCheckpoint`).
@@ -24,14 +25,13 @@ The bulk runner gives each item a view of the run's progress
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.models import ChangeOutcome
-    from airflow_provider_prefs.patching.changes import Carried, Change, PlannedChange, Resource
+    from airflow_provider_prefs.patching.changes import PlannedChange, Resource
 
 _log = logging.getLogger(__name__)
 
@@ -271,57 +271,13 @@ def recorded_outcome(record: dict[str, Any] | None) -> ChangeOutcome | None:
         return None
 
 
-def change_once(
-    resource: Resource,
-    change: Change,
-    *,
-    checkpoint: Checkpoint | None = None,
-    dry_run: bool = False,
-    keep_outcome: bool = False,
-    base: dict[str, Any] | None = None,
-    pin_all: bool = False,
-    log: logging.Logger | Any = _log,
-) -> Carried:
-    """Carry out one change under the checkpoint policy (see the module docstring); the one path of every change.
+def outcome_record(resource: Resource, outcome: ChangeOutcome) -> dict[str, Any]:
+    """What is stored once a change is answered, when its caller has more to do before it can succeed."""
+    return {"key": resource_key(resource), "target": resource.target, "outcome": outcome.to_xcom()}
 
-    :param checkpoint: where the change's record lives across retries; None keeps no record.
-    :param keep_outcome: also record the outcome once answered, for a caller with more to do before it
-        can succeed (a wait for completion): a retry that finds it returns it without reading or sending.
-    :param base: the document as the caller knows it, for guards (see :func:`~.changes.plan_change`).
-    :param pin_all: guard idempotent operations too (a later change of the same resource follows).
-    """
-    from airflow_provider_prefs.errors import PrefsError
-    from airflow_provider_prefs.patching.changes import Carried, carry_out
 
-    memory = checkpoint if checkpoint is not None and checkpoint.available else NO_CHECKPOINT
-    record = own_record(memory.get(CHANGE_KEY), resource, log) if memory.available else None
-    recorded = recorded_outcome(record)
-    if recorded is not None:
-        log.info("%s: an earlier try already got its answer (%s); not sending again", resource.target, recorded.status)
-        return Carried(recorded.model_copy(update={"asset_uri": resource.asset_uri}))
-
-    def keep_intent(planned: PlannedChange) -> None:
-        memory.set(CHANGE_KEY, intent_record(resource, planned))
-
-    try:
-        carried = carry_out(
-            resource,
-            change,
-            recorded=planned_from_intent(record),
-            record=keep_intent,
-            base=base,
-            pin_all=pin_all,
-            dry_run=dry_run,
-            log=log,
-        )
-    except PrefsError as exc:
-        if surely_not_applied(exc):
-            # Refused, or never sent: forget it, so that once the cause is fixed a clear plans it anew.
-            memory.delete(CHANGE_KEY)
-        raise
-    if keep_outcome and carried.outcome.status != "dry_run":
-        memory.set(
-            CHANGE_KEY,
-            {"key": resource_key(resource), "target": resource.target, "outcome": carried.outcome.to_xcom()},
-        )
-    return dataclasses.replace(carried, outcome=carried.outcome.model_copy(update={"asset_uri": resource.asset_uri}))
+def settle_failure(checkpoint: Checkpoint, exc: BaseException) -> None:
+    """A change failed with ``exc``: forget its record if it was refused or never sent (a clear then plans
+    it anew); keep it if its fate is unknown (the next run re-judges the recorded operations)."""
+    if surely_not_applied(exc):
+        checkpoint.delete(CHANGE_KEY)

@@ -33,7 +33,7 @@ def _tokens(pointer: str) -> list[str]:
     return list(jsonpointer.JsonPointer(pointer).parts)
 
 
-def repeat_changes(op: dict[str, Any]) -> bool:
+def changes_again(op: dict[str, Any]) -> bool:
     """True when applying ``op`` again, right after it was applied, can change the document again.
 
     That is an op on an array position (append, insert, remove at an index) or a ``copy``/``move``.
@@ -46,7 +46,7 @@ def _covered(op: dict[str, Any], tests: list[list[str]]) -> bool:
     return any(tokens[: len(test)] == test for test in tests)
 
 
-def safe_to_resend(ops: Patch) -> bool:
+def resend_safe(ops: Patch) -> bool:
     """True when a second copy of ``ops`` cannot change the document a second time.
 
     Either every op whose repeat would change the document lies under a ``test`` op (the first copy
@@ -56,12 +56,7 @@ def safe_to_resend(ops: Patch) -> bool:
     if is_guarded(ops):
         return True
     tests = [_tokens(op["path"]) for op in ops if op["op"] == "test"]
-    return all(_covered(op, tests) for op in ops if repeat_changes(op))
-
-
-def needs_guard(ops: Patch) -> bool:
-    """True when ``ops`` must be guarded (and so its resource read) before it may be sent."""
-    return not safe_to_resend(ops)
+    return all(_covered(op, tests) for op in ops if changes_again(op))
 
 
 def add_guards(ops: Patch, base: dict[str, Any], *, pin_all: bool = False) -> Patch:
@@ -74,7 +69,7 @@ def add_guards(ops: Patch, base: dict[str, Any], *, pin_all: bool = False) -> Pa
     :func:`airflow_provider_prefs.patching.changes.send_exactly_once`).
     """
     existing = {op["path"] for op in ops if op["op"] == "test"}
-    pinned = [op for op in ops if op["op"] != "test" and (pin_all or repeat_changes(op))]
+    pinned = [op for op in ops if op["op"] != "test" and (pin_all or changes_again(op))]
     pins = [pin for pin in pin_values(base, pinned) if pin["path"] not in existing]
     return pins + ops
 
@@ -93,7 +88,7 @@ def prepare(
     guarded operations, validated again; idempotent or already guarded ``ops`` come back unchanged,
     unless ``pin_all`` (see :func:`add_guards`).
     """
-    if not (needs_guard(ops) or (pin_all and not is_guarded(ops))):
+    if resend_safe(ops) and not (pin_all and not is_guarded(ops)):
         return ops, base
     if base is None:
         base = read()

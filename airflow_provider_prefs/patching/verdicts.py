@@ -6,7 +6,7 @@ they are not on the send path itself.
 
 * :func:`judge`: applied, surely not applied *yet*, or unknown. "Not applied" never means "resend
   freely": a copy still held up in the service may land later, so the caller resends only what
-  :func:`~airflow_provider_prefs.patching.guards.safe_to_resend` allows.
+  :func:`~airflow_provider_prefs.patching.guards.resend_safe` allows.
 * :func:`judge_refusal`: a patch the service refused (its guard broke) is nevertheless in place,
   because an earlier copy landed.
 * :func:`landed_among`: the same question when someone else changed the document too (another
@@ -21,7 +21,7 @@ from typing import Any
 import jsonpointer
 
 from airflow_provider_prefs.errors import PatchValidationError
-from airflow_provider_prefs.patching.guards import repeat_changes, safe_to_resend
+from airflow_provider_prefs.patching.guards import changes_again, resend_safe
 from airflow_provider_prefs.patching.rules import Patch, PatchRules, apply_patch, is_guarded
 
 
@@ -44,7 +44,7 @@ def judge(
     """Decide from the re-read ``current`` document whether ``ops`` was applied.
 
     NOT_APPLIED means "not applied at the time of the re-read": a held-up copy may still land, so
-    the caller resends only what :func:`~airflow_provider_prefs.patching.guards.safe_to_resend` allows.
+    the caller resends only what :func:`~airflow_provider_prefs.patching.guards.resend_safe` allows.
     """
     view = rules.strip_read_only
     if base is not None:
@@ -60,7 +60,7 @@ def judge(
             return Verdict.NOT_APPLIED, "the document is unchanged"
 
     guards = [op for op in ops if op["op"] == "test"]
-    pinned = is_guarded(ops) or (any(repeat_changes(op) for op in ops) and safe_to_resend(ops))
+    pinned = is_guarded(ops) or (any(changes_again(op) for op in ops) and resend_safe(ops))
     if guards and pinned and all(_holds(current, op) for op in guards):
         # Every (repeatable) change lies under a test: had the patch landed, a tested value would differ.
         return Verdict.NOT_APPLIED, "its test guards still hold"
@@ -68,7 +68,7 @@ def judge(
         if _matches_patched(ops, current, rules, guards):
             return Verdict.APPLIED, "the guarded values moved to exactly the patched state"
         return Verdict.UNKNOWN, "the guarded values were changed by someone else"
-    if base is None and not any(repeat_changes(op) for op in ops):
+    if base is None and not any(changes_again(op) for op in ops):
         if _present(ops, current, rules):
             return Verdict.APPLIED, "the document already holds the patched values"
         return Verdict.NOT_APPLIED, "the patched values are not there yet (resending is harmless)"
@@ -104,7 +104,7 @@ def judge_refusal(
     if guards:
         return is_guarded(ops) and _matches_patched(ops, current, rules, guards)
     # An untested idempotent patch refused on a resend: e.g. a remove whose first copy already landed.
-    return not any(repeat_changes(op) for op in ops) and _present(ops, current, rules)
+    return not any(changes_again(op) for op in ops) and _present(ops, current, rules)
 
 
 def landed_among(ops: Patch, base: dict[str, Any], current: dict[str, Any]) -> bool | None:

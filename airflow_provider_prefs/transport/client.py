@@ -1,4 +1,4 @@
-"""The HTTP layer under both hooks: :func:`decide` (the retry rules), :meth:`Transport.steps` (the one retry
+"""The HTTP layer under both hooks: :func:`decide` (the retry rules), :meth:`ClientBase.steps` (the one retry
 loop, without I/O) and the two httpx clients that drive it: :class:`ApiClient` (hooks), :class:`AsyncApiClient`
 (triggers). Each reads the environment once: proxies, ``NO_PROXY``, the CA variables (:mod:`.trust`), ``.netrc``.
 
@@ -56,7 +56,7 @@ class ApiRequest:
     json_body: Any = None
     form: Mapping[str, str] | None = None
     #: False for a patch that must not be applied twice: no blind resend after it may have landed.
-    resends_safely: bool = True
+    idempotent: bool = True
     authenticated: bool = True
     #: What a successful answer must be (a model with an ``EXPECTED`` description); None accepts any JSON or nothing.
     expects: type[BaseModel] | None = None
@@ -65,7 +65,7 @@ class ApiRequest:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AttemptResult:
     """What one attempt produced: an HTTP answer, or a transport failure."""
 
     status: int | None = None
@@ -233,7 +233,7 @@ def install_deadlines(client: httpx.Client) -> bool:
 
 def decide(
     request: ApiRequest,
-    outcome: Outcome,
+    outcome: AttemptResult,
     attempts: Attempts,
     *,
     can_refresh: bool,
@@ -262,11 +262,11 @@ def decide(
     error: errors.PrefsError
     if failure is not None:
         error = connection_error(request, outcome, attempts)
-        retry = not outcome.over_deadline and (not outcome.request_sent or request.resends_safely)
+        retry = not outcome.over_deadline and (not outcome.request_sent or request.idempotent)
         what = f"{failure} after the request was sent"
     else:
         error = answer_error(request, outcome, attempts, hints, redact, retry_after)
-        retry = status == 429 or (status in (502, 503, 504) and request.resends_safely)
+        retry = status == 429 or (status in (502, 503, 504) and request.idempotent)
         what = f"HTTP {status} ({error.vendor_message})"
         if isinstance(error, errors.RedirectError):  # the fix belongs in the uncertain outcome's message too
             what += f"; {error.hint}"
@@ -275,14 +275,14 @@ def decide(
         return Decision("raise", error=error) if delay is None else Decision("retry", delay, None, status == 429)
     # A patch that may have reached processing (its answer lost, cut off, a 5xx or a redirect from a gateway):
     # only a re-read can tell.
-    if not request.resends_safely and (outcome.request_sent or status >= 500 or 300 <= status < 400):
+    if not request.idempotent and (outcome.request_sent or status >= 500 or 300 <= status < 400):
         uncertain = OutcomeUnknownError(f"{action}: {what}; it may have been applied")
         uncertain.__cause__ = error
         return Decision("raise", error=uncertain)
     return Decision("raise", error=error)
 
 
-def connection_error(request: ApiRequest, outcome: Outcome, attempts: Attempts) -> errors.ApiConnectionError:
+def connection_error(request: ApiRequest, outcome: AttemptResult, attempts: Attempts) -> errors.ApiConnectionError:
     """The error of an attempt that got no (complete) answer, saying what to check."""
     if outcome.over_deadline:
         return errors.DeadlineExceededError(
@@ -303,7 +303,7 @@ def connection_error(request: ApiRequest, outcome: Outcome, attempts: Attempts) 
 
 def answer_error(
     request: ApiRequest,
-    outcome: Outcome,
+    outcome: AttemptResult,
     attempts: Attempts,
     hints: Mapping[int, str],
     redact: Callable[[str], str],
@@ -359,7 +359,7 @@ def failure_outcome(
     trust: Trust,
     received: int | None,
     redact: Callable[[str], str],
-) -> Outcome:
+) -> AttemptResult:
     """The outcome of an attempt that got no complete answer (sync and async httpx raise the same classes);
     ``received`` is how much of the answer's body came (None: not even its status line)."""
     cause: BaseException | None = exc  # httpx wraps httpcore, which wraps the ssl error
@@ -376,12 +376,12 @@ def failure_outcome(
     if sent and (deadline.expired() or isinstance(exc, TimeoutError)):  # TimeoutError: the async deadline
         if received is None:  # no answer began: like a read timeout, resent if that is safe
             failure = f"no answer within timeout={deadline.seconds:g}s"
-            return Outcome(failure=failure, request_sent=True, timed_out=True)
+            return AttemptResult(failure=failure, request_sent=True, timed_out=True)
         # The answer began but did not end in time: the server had the whole deadline, it is not asked again.
         failure = f"the answer was not complete within timeout={deadline.seconds:g}s ({received:,} bytes came)"
-        return Outcome(failure=failure, request_sent=True, timed_out=True, over_deadline=True)
+        return AttemptResult(failure=failure, request_sent=True, timed_out=True, over_deadline=True)
     timed_out = isinstance(exc, httpx.TimeoutException)
-    return Outcome(failure=redact(f"{type(exc).__name__}: {exc}")[:200], request_sent=sent, timed_out=timed_out)
+    return AttemptResult(failure=redact(f"{type(exc).__name__}: {exc}")[:200], request_sent=sent, timed_out=timed_out)
 
 
 class Body:
@@ -404,20 +404,20 @@ class Body:
             return False
         return True
 
-    def outcome(self) -> Outcome:
+    def outcome(self) -> AttemptResult:
         """What the attempt produced."""
         response = self.response
-        return Outcome(response.status_code, response.headers, bytes(self.data), truncated=self.truncated)
+        return AttemptResult(response.status_code, response.headers, bytes(self.data), truncated=self.truncated)
 
 
 @dataclass(frozen=True)
 class Answer:
-    """The last step of :meth:`Transport.steps`: the parsed JSON of a successful answer."""
+    """The last step of :meth:`ClientBase.steps`: the parsed JSON of a successful answer."""
 
     value: Any
 
 
-class Transport:
+class ClientBase:
     """What both clients share: settings, token, 429 gate, the httpx pool and the retry loop."""
 
     pool: ClassVar[Callable[..., Any]]
@@ -472,12 +472,12 @@ class Transport:
         http.extensions["timeout"] = deadline.timeouts(self.settings.connect_timeout)
         return deadline
 
-    def failed(self, exc: BaseException, request: ApiRequest, deadline: Deadline, body: Body | None) -> Outcome:
+    def failed(self, exc: BaseException, request: ApiRequest, deadline: Deadline, body: Body | None) -> AttemptResult:
         """The outcome of an attempt that raised ``exc`` after ``body`` (if any) arrived."""
         received = len(body.data) if body is not None else None
         return failure_outcome(exc, request, deadline, self.trust, received, self.redact)
 
-    def judge(self, request: ApiRequest, outcome: Outcome) -> Any:
+    def judge(self, request: ApiRequest, outcome: AttemptResult) -> Any:
         """The JSON of a 2xx answer, checked against what ``request`` expects."""
         if outcome.truncated:
             raise errors.ResponseTooLargeError(
@@ -498,7 +498,7 @@ class Transport:
 
     def steps(self, request: ApiRequest) -> Generator[float | TokenProvider | httpx.Request | Answer, Any, None]:
         """The retry loop. Yields seconds to sleep, a token provider (send back the header), the request to
-        send (send back its :class:`Outcome`), and at last the :class:`Answer`; or raises the error."""
+        send (send back its :class:`AttemptResult`), and at last the :class:`Answer`; or raises the error."""
         body = None  # encoded once, and refused before sending when over max_request_bytes
         if request.json_body is not None:
             body = encode_json(request.json_body, limit=self.settings.max_request_bytes, what=request.action)
@@ -513,7 +513,7 @@ class Transport:
                 yield paused
             if auth is not None:
                 http.headers["Authorization"] = yield auth
-            outcome: Outcome = yield http
+            outcome: AttemptResult = yield http
             attempts.count += 1
             can_refresh = auth is not None and auth.refreshable and not refreshed
             decision = decide(request, outcome, attempts, can_refresh=can_refresh, hints=self.hints, redact=self.redact)
@@ -521,7 +521,7 @@ class Transport:
                 try:
                     value = self.judge(request, outcome)
                 except (errors.UnexpectedAnswerError, errors.ResponseTooLargeError) as wrong:
-                    if request.resends_safely:
+                    if request.idempotent:
                         raise
                     # A patch answered with something unusable was processed, or not: a re-read decides.
                     raise OutcomeUnknownError(f"{wrong}; it may have been applied") from wrong
@@ -548,7 +548,7 @@ def proxy_secrets(proxy: str | None) -> list[str]:
     return [password, unquote(password)] if password else []
 
 
-class ApiClient(Transport):
+class ApiClient(ClientBase):
     """Blocking client over one ``httpx.Client`` (thread-safe: bulk work shares its pool)."""
 
     pool = httpx.Client
@@ -564,7 +564,7 @@ class ApiClient(Transport):
 
     def send(self, request: ApiRequest) -> Any:
         """Send with retries; return the parsed JSON answer or raise a :class:`PrefsError`."""
-        steps, reply = self.steps(request), cast(Any, None)  # the header or Outcome the last step asked for
+        steps, reply = self.steps(request), cast(Any, None)  # the header or AttemptResult the last step asked for
         while not isinstance(step := steps.send(reply), Answer):
             if isinstance(step, TokenProvider):
                 reply = step.authorization(self.fetch_token)
@@ -574,7 +574,7 @@ class ApiClient(Transport):
                 time.sleep(step)
         return step.value
 
-    def _attempt(self, request: ApiRequest, http: httpx.Request) -> Outcome:
+    def _attempt(self, request: ApiRequest, http: httpx.Request) -> AttemptResult:
         deadline, body = self.start_attempt(http), None
         # .netrc only where we send no token: it must never replace the bearer with Basic auth.
         netrc = None if "Authorization" in http.headers else self.netrc
@@ -590,7 +590,7 @@ class ApiClient(Transport):
         return body.outcome()
 
 
-class AsyncApiClient(Transport):
+class AsyncApiClient(ClientBase):
     """Non-blocking twin of :class:`ApiClient` over one ``httpx.AsyncClient``, for triggers."""
 
     pool = httpx.AsyncClient
@@ -602,7 +602,7 @@ class AsyncApiClient(Transport):
 
     async def send(self, request: ApiRequest) -> Any:
         """Send with the same retry loop as the sync client."""
-        steps, reply = self.steps(request), cast(Any, None)  # the header or Outcome the last step asked for
+        steps, reply = self.steps(request), cast(Any, None)  # the header or AttemptResult the last step asked for
         while not isinstance(step := steps.send(reply), Answer):
             if isinstance(step, TokenProvider):
                 reply = await step.aauthorization(self.fetch_token)
@@ -612,7 +612,7 @@ class AsyncApiClient(Transport):
                 await asyncio.sleep(step)
         return step.value
 
-    async def _attempt(self, request: ApiRequest, http: httpx.Request) -> Outcome:
+    async def _attempt(self, request: ApiRequest, http: httpx.Request) -> AttemptResult:
         deadline, body = self.start_attempt(http), None
         netrc = None if "Authorization" in http.headers else self.netrc
         try:
