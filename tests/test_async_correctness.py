@@ -10,7 +10,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from conftest import journal
 
-from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook
+from airflow_provider_prefs.hooks.mypreferences import MyPreferencesAsyncHook, MyPreferencesHook
 from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
 from airflow_provider_prefs.triggers.profile_status import ProfileUpdateStatusTrigger
 
@@ -103,10 +103,27 @@ def test_an_answer_that_is_not_a_profile_ends_the_wait_with_a_reason(
 
 
 def test_deferred_sensor_times_out_like_a_poking_one(connections: Any) -> None:
+    """A profile that stays Pending: both modes end in AirflowSensorTimeout, the deferred one naming the profile."""
     from helpers import airflow_exception
 
-    sensor = ProfileUpdateStatusSensor(task_id="w", **ADA)
-    with pytest.raises(airflow_exception("AirflowSensorTimeout"), match="not Complete by the deadline"):
-        sensor.execute_complete(
-            {}, {"status": "timeout", "message": "profile x: UpdateStatus not Complete by the deadline"}
-        )
+    AirflowSensorTimeout, TaskDeferred = airflow_exception("AirflowSensorTimeout"), airflow_exception("TaskDeferred")
+    connections.state.set_config(pending_delay=60)
+    MyPreferencesHook().patch_profile(**ADA, patch=[{"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"}])
+
+    def sensor(**kwargs: Any) -> ProfileUpdateStatusSensor:
+        return ProfileUpdateStatusSensor(task_id="w", **ADA, poke_interval=0.1, timeout=0.5, **kwargs)
+
+    with pytest.raises(AirflowSensorTimeout) as poking:
+        sensor(mode="poke").execute({})
+    deferrable = sensor(deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        deferrable.execute({})
+    event = run_trigger(deferred.value.trigger)
+    assert event["status"] == "timeout"
+    with pytest.raises(AirflowSensorTimeout) as waited:
+        deferrable.execute_complete({}, event)
+    assert type(waited.value) is type(poking.value)
+    assert str(waited.value) == "profile Email:'Ada@Example.com': UpdateStatus not Complete by the deadline"
+    with pytest.raises(AirflowSensorTimeout) as bare:
+        deferrable.execute_complete({}, {"status": "timeout"})  # an event without a message still names the profile
+    assert str(bare.value) == "profile Email:'Ada@Example.com': the wait timed out"

@@ -179,11 +179,21 @@ def test_a_huge_bad_item_is_quoted_truncated(connections: Any) -> None:
     assert len(row["target"]) <= 400 and row["target"].endswith("...")
 
 
-@pytest.mark.parametrize("items", ["garbage", "[1, 2", 42, {"alternate_id": GOOD_ID}, "/nowhere/items.jsonl"])
-def test_unusable_items_fail_before_any_request(connections: Any, items: Any) -> None:
+@pytest.mark.parametrize(
+    ("items", "says"),
+    [
+        ("garbage", "items is not a list, JSON text of a list, a .jsonl path or a URI"),
+        ("[1, 2", "items is not a list, JSON text of a list, a .jsonl path or a URI"),
+        (42, "items must be a list of items, got int"),
+        ({"alternate_id": GOOD_ID}, "items must be a list of items, got dict"),
+        ("/nowhere/items.jsonl", "items names a file that does not exist"),
+    ],
+)
+def test_unusable_items_fail_before_any_request(connections: Any, items: Any, says: str) -> None:
+    """The message says what is wrong with the argument (quoting the value alone would not)."""
     with pytest.raises(AirflowFailException) as info:
         BulkProfilePatchOperator(task_id="bulk", items=items, alternate_id_type="Email").execute({"ti": FakeTi()})
-    assert "items" in str(info.value)
+    assert str(info.value).startswith(says), str(info.value)
     assert connections.state.journal() == []
 
 

@@ -188,9 +188,37 @@ def test_exactly_one_of_patch_or_desired() -> None:
         offer_op(patch=[], desired={})
 
 
-def test_template_fields() -> None:
-    assert set(FallbackOfferPatchOperator.template_fields) >= {"offer_id", "patch", "desired"}
-    assert set(ProfilePatchOperator.template_fields) >= {"alternate_id", "alternate_id_type", "patch", "desired"}
+def test_templated_arguments_reach_the_service_rendered(connections: Any) -> None:
+    """What a DAG author may template (ids, id type, patch, desired, conn_id) is rendered before it is used."""
+    context: Any = {  # a Context in Airflow: only the keys these templates use
+        "ds": "2026-12-05",
+        "params": {
+            "offer": "fallbackOffer1234",
+            "email": "Ada@Example.com",
+            "kind": "Email",
+            "locale": "de-DE",
+            "adobe": "adobe_offer_library_default",
+            "mp": "mypreferences_default",
+        },
+    }
+    offer = FallbackOfferPatchOperator(
+        task_id="offer",
+        offer_id="{{ params.offer }}",
+        conn_id="{{ params.adobe }}",
+        patch=[{"op": "replace", "path": "/name", "value": "Offer {{ ds }}"}],
+    )
+    profile = ProfilePatchOperator(
+        task_id="profile",
+        alternate_id="{{ params.email }}",
+        alternate_id_type="{{ params.kind }}",
+        conn_id="{{ params.mp }}",
+        desired={"DefaultLocale": "{{ params.locale }}"},
+    )
+    for task in (offer, profile):
+        task.render_template_fields(context)
+        assert task.execute({})["status"] == "applied"
+    assert connections.state.offer("dev", "fallbackOffer1234")["name"] == "Offer 2026-12-05"
+    assert connections.state.profile("DEMO", "Ada@Example.com", "Email")["DefaultLocale"] == "de-DE"
 
 
 def test_wait_for_completion_on_the_worker(connections: Any) -> None:

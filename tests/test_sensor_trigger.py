@@ -166,8 +166,24 @@ def test_deferrable_sensor_hands_over_to_the_trigger(connections: Any) -> None:
     assert isinstance(trigger, ProfileUpdateStatusTrigger)
     [event] = run_trigger(trigger)
     assert task.execute_complete({}, event)["UpdateStatus"] == "Complete"
-    with pytest.raises(AirflowFailException, match="boom"):
-        task.execute_complete({}, {"status": "error", "message": "boom"})
+
+
+def test_a_wait_the_trigger_cannot_end_well_fails_the_task_with_its_reason(connections: Any) -> None:
+    """The trigger's own error event (an unknown status) fails the task at once, naming the profile and the status."""
+    TaskDeferred = airflow_exception("TaskDeferred")
+
+    make_pending(connections, delay=30)
+    task = sensor(poke_interval=0.1, timeout=30, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({})
+    connections.state.force_update_status("DEMO", "Ada@Example.com", "Email", "Archived")
+    [event] = run_trigger(deferred.value.trigger)
+    assert event["status"] == "error"
+    with pytest.raises(AirflowFailException) as failed:
+        task.execute_complete({}, event)
+    assert "profile Email:'Ada@Example.com'" in str(failed.value) and "UpdateStatus 'Archived'" in str(failed.value)
+    with pytest.raises(AirflowFailException, match="unexpected trigger event None"):
+        task.execute_complete({}, None)  # type: ignore[arg-type]
 
 
 def test_operator_patch_then_deferred_wait(connections: Any) -> None:
