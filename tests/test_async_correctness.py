@@ -108,7 +108,7 @@ def test_deferred_sensor_times_out_like_a_poking_one(connections: Any) -> None:
 
     AirflowSensorTimeout, TaskDeferred = airflow_exception("AirflowSensorTimeout"), airflow_exception("TaskDeferred")
     connections.state.set_config(pending_delay=60)
-    MyPreferencesHook().patch_profile(**ADA, patch=[{"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"}])
+    MyPreferencesHook().change_profile(**ADA, patch=[{"op": "replace", "path": "/DefaultLocale", "value": "fr-FR"}])
 
     def sensor(**kwargs: Any) -> ProfileUpdateStatusSensor:
         return ProfileUpdateStatusSensor(task_id="w", **ADA, poke_interval=0.1, timeout=0.5, **kwargs)
