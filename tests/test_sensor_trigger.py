@@ -155,29 +155,27 @@ def test_trigger_serializes_to_plain_json_and_round_trips() -> None:
     assert clone.serialize() == (classpath, kwargs)
 
 
-def test_deferrable_sensor_hands_over_to_the_trigger(connections: Any) -> None:
-    TaskDeferred = airflow_exception("TaskDeferred")
-
-    make_pending(connections, delay=0.4)
+def deferred_sensor(connections: Any, pending: float) -> tuple[ProfileUpdateStatusSensor, ProfileUpdateStatusTrigger]:
+    """A deferrable sensor on a profile pending for ``pending`` seconds, and the trigger it handed its wait to."""
+    make_pending(connections, delay=pending)
     task = sensor(poke_interval=0.1, timeout=30, deferrable=True)
-    with pytest.raises(TaskDeferred) as deferred:
+    with pytest.raises(airflow_exception("TaskDeferred")) as deferred:
         task.execute({})
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, ProfileUpdateStatusTrigger)
+    assert isinstance(deferred.value.trigger, ProfileUpdateStatusTrigger)
+    return task, deferred.value.trigger
+
+
+def test_deferrable_sensor_hands_over_to_the_trigger(connections: Any) -> None:
+    task, trigger = deferred_sensor(connections, pending=0.4)
     [event] = run_trigger(trigger)
     assert task.execute_complete({}, event)["UpdateStatus"] == "Complete"
 
 
 def test_a_wait_the_trigger_cannot_end_well_fails_the_task_with_its_reason(connections: Any) -> None:
     """The trigger's own error event (an unknown status) fails the task at once, naming the profile and the status."""
-    TaskDeferred = airflow_exception("TaskDeferred")
-
-    make_pending(connections, delay=30)
-    task = sensor(poke_interval=0.1, timeout=30, deferrable=True)
-    with pytest.raises(TaskDeferred) as deferred:
-        task.execute({})
+    task, trigger = deferred_sensor(connections, pending=30)
     connections.state.force_update_status("DEMO", "Ada@Example.com", "Email", "Archived")
-    [event] = run_trigger(deferred.value.trigger)
+    [event] = run_trigger(trigger)
     assert event["status"] == "error"
     with pytest.raises(AirflowFailException) as failed:
         task.execute_complete({}, event)

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.connection import get_async_connection
@@ -27,6 +27,8 @@ from airflow_provider_prefs.transport.auth import mask_secret
 from airflow_provider_prefs.transport.settings import TransportSettings
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from airflow_provider_prefs.patching.changes import Carried, Change, Resource
     from airflow_provider_prefs.patching.checkpoint import Checkpoint
     from airflow_provider_prefs.patching.rules import Patch, PatchRules
@@ -265,6 +267,28 @@ class ResourceDescription:
         )
 
 
+class ChangeOptions(TypedDict, total=False):
+    """The keyword arguments of every change (``change``, ``change_offer``, ``change_profile``)."""
+
+    #: A JSON Patch (list of operations) or its JSON text. Give this or ``desired``.
+    patch: Any
+    #: The fields the resource should have (a JSON Merge Patch of it). Give this or ``patch``.
+    desired: Any
+    #: Read, plan and log the diff; send nothing.
+    dry_run: bool
+    #: Let ``desired`` change a field's JSON type (refused by default: far more often a mistake).
+    allow_type_changes: bool
+    #: The document as you last read it: guards are taken from it instead of a fresh read.
+    base: dict[str, Any] | None
+    #: Memory across retries (see :mod:`~airflow_provider_prefs.patching.checkpoint`); in a task,
+    #: ``TaskCheckpoint.from_context(context)``, and ``checkpoint.forget_on_success()`` as its last step so a
+    #: later clear changes anew (Airflow does that itself with ``[state_store] clear_on_success``).
+    checkpoint: Checkpoint | None
+    #: With a checkpoint, also record the outcome (one more store call; default True), so a retry returns it
+    #: without reading the resource; operators that succeed right after the answer turn it off.
+    keep_outcome: bool
+
+
 class PrefsApiHook(BaseHook):
     """Base of both service hooks: connection parsing, secret masking, one client, resources to patch.
 
@@ -373,43 +397,34 @@ class PrefsApiHook(BaseHook):
         """
         return self.client
 
-    def change(
-        self,
-        resource: Resource,
-        *,
-        patch: Any = None,
-        desired: Any = None,
-        dry_run: bool = False,
-        allow_type_changes: bool = False,
-        base: dict[str, Any] | None = None,
-        checkpoint: Checkpoint | None = None,
-        keep_outcome: bool = True,
-    ) -> ChangeOutcome:
+    def change(self, resource: Resource, **options: Unpack[ChangeOptions]) -> ChangeOutcome:
         """Change one resource, exactly once: the path of every change (operators and bulk runs included).
 
         Give ``patch`` (a JSON Patch, or its JSON text) or ``desired`` (the fields you want: the minimal
-        guarded patch is planned from a read, and nothing is sent when the resource already matches).
-        Everything checkable without the resource is checked before any request. A patch whose second
-        copy could apply twice is guarded with ``test`` ops; a lost answer is judged by a re-read, and
-        the patch resent only when a second copy cannot apply twice; when someone else changed the
-        resource first, the change is planned again on a fresh read, unless it no longer applies.
+        guarded patch is planned from a read, and nothing is sent when the resource already matches);
+        the other options are described on :class:`ChangeOptions`. Everything checkable without the
+        resource is checked before any request. A patch whose second copy could apply twice is guarded
+        with ``test`` ops; a lost answer is judged by a re-read, and the patch resent only when a second
+        copy cannot apply twice; when someone else changed the resource first, the change is planned
+        again on a fresh read, unless it no longer applies.
 
-        :param dry_run: read, plan and log the diff; send nothing.
-        :param base: the document as you last read it: guards are taken from it instead of a fresh read.
-        :param checkpoint: memory across retries (see :mod:`~airflow_provider_prefs.patching.checkpoint`):
-            in a task, ``TaskCheckpoint.from_context(context)``. With it, a retry of the task never
-            sends the change twice; call ``checkpoint.forget_on_success()`` as the task's last step so
-            that a later clear changes it anew (Airflow does it for you with ``[state_store] clear_on_success``).
-        :param keep_outcome: with a checkpoint, also record the outcome (one more store call), so a retry
-            returns it without reading the resource; operators that succeed right away turn it off.
         :raises PrefsError: a subclass saying what was wrong (bad input, 4xx, conflict, an outcome that
             cannot be told); nothing was applied unless the message says otherwise.
         """
         from airflow_provider_prefs.patching.changes import Change
 
-        wanted = Change(patch=patch, desired=desired, allow_type_changes=allow_type_changes)
+        wanted = Change(
+            patch=options.get("patch"),
+            desired=options.get("desired"),
+            allow_type_changes=options.get("allow_type_changes", False),
+        )
         return self.carry(
-            resource, wanted, checkpoint=checkpoint, dry_run=dry_run, keep_outcome=keep_outcome, base=base
+            resource,
+            wanted,
+            checkpoint=options.get("checkpoint"),
+            dry_run=options.get("dry_run", False),
+            keep_outcome=options.get("keep_outcome", True),
+            base=options.get("base"),
         ).outcome
 
     def carry(

@@ -17,6 +17,7 @@ from airflow_provider_prefs.assets import profiles_asset_uri
 from airflow_provider_prefs.bulk.runner import apply_changes, item_tuple
 from airflow_provider_prefs.errors import ConfigurationError, NotFoundError, PrefsError, quoted, shorten
 from airflow_provider_prefs.hooks.base import (
+    ChangeOptions,
     ConnectionExtras,
     PrefsApiHook,
     ResourceDescription,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.runner import BulkOptions
     from airflow_provider_prefs.models import BulkReport
     from airflow_provider_prefs.patching.changes import Resource
-    from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
 PROFILE_ITEM_SHAPE = (
@@ -236,17 +236,7 @@ class MyPreferencesHook(PrefsApiHook):
         return self.profile(alternate_id, alternate_id_type).read()
 
     def change_profile(
-        self,
-        alternate_id: str,
-        alternate_id_type: str,
-        *,
-        patch: Patch | str | None = None,
-        desired: Any = None,
-        dry_run: bool = False,
-        allow_type_changes: bool = False,
-        base: dict[str, Any] | None = None,
-        checkpoint: Checkpoint | None = None,
-        keep_outcome: bool = True,
+        self, alternate_id: str, alternate_id_type: str, **options: Unpack[ChangeOptions]
     ) -> ChangeOutcome:
         """Change a profile exactly once, by ``patch`` or ``desired`` state; see :meth:`~.base.PrefsApiHook.change`.
 
@@ -255,16 +245,7 @@ class MyPreferencesHook(PrefsApiHook):
         The outcome's ``profile`` summary right after a change shows ``UpdateStatus: Pending Update``:
         wait with :class:`~airflow_provider_prefs.sensors.profile_status.ProfileUpdateStatusSensor`.
         """
-        return self.change(
-            self.profile(alternate_id, alternate_id_type),
-            patch=patch,
-            desired=desired,
-            dry_run=dry_run,
-            allow_type_changes=allow_type_changes,
-            base=base,
-            checkpoint=checkpoint,
-            keep_outcome=keep_outcome,
-        )
+        return self.change(self.profile(alternate_id, alternate_id_type), **options)
 
     def bulk_patch_profiles(
         self, items: Iterable[Any], *, alternate_id_type: str | None = None, **options: Unpack[BulkOptions]

@@ -13,6 +13,7 @@ from airflow_provider_prefs.assets import offer_asset_uri
 from airflow_provider_prefs.bulk.runner import apply_changes, item_tuple
 from airflow_provider_prefs.errors import quoted
 from airflow_provider_prefs.hooks.base import (
+    ChangeOptions,
     ConnectionExtras,
     PrefsApiHook,
     ResourceDescription,
@@ -23,7 +24,7 @@ from airflow_provider_prefs.hooks.base import (
     require_id,
 )
 from airflow_provider_prefs.models import ChangeOutcome, OfferMetadata, OfferPage
-from airflow_provider_prefs.patching.rules import OFFER_RULES, Patch
+from airflow_provider_prefs.patching.rules import OFFER_RULES
 from airflow_provider_prefs.provider_info import (
     ADOBE_CONN_TYPE,
     DEFAULT_IMS_TOKEN_URL,
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from airflow_provider_prefs.bulk.runner import BulkOptions
     from airflow_provider_prefs.models import BulkReport
     from airflow_provider_prefs.patching.changes import Resource
-    from airflow_provider_prefs.patching.checkpoint import Checkpoint
 
 #: What a positional bulk item looks like (quoted in the error for any other shape).
 OFFER_ITEM_SHAPE = "a dict with offer_id and patch or desired, or an (offer_id, patch) pair"
@@ -172,33 +172,13 @@ class OfferLibraryHook(PrefsApiHook):
         """The full fallback offer document."""
         return self.offer(offer_id).read()
 
-    def change_offer(
-        self,
-        offer_id: str,
-        *,
-        patch: Patch | str | None = None,
-        desired: Any = None,
-        dry_run: bool = False,
-        allow_type_changes: bool = False,
-        base: dict[str, Any] | None = None,
-        checkpoint: Checkpoint | None = None,
-        keep_outcome: bool = True,
-    ) -> ChangeOutcome:
+    def change_offer(self, offer_id: str, **options: Unpack[ChangeOptions]) -> ChangeOutcome:
         """Change a fallback offer exactly once, by ``patch`` or ``desired``; see :meth:`~.base.PrefsApiHook.change`.
 
         Adobe accepts add, replace, remove, copy and test; ``id``, ``etag`` and the other metadata are
         read-only. The outcome's ``offer`` is the metadata of the changed offer (its new ``etag``).
         """
-        return self.change(
-            self.offer(offer_id),
-            patch=patch,
-            desired=desired,
-            dry_run=dry_run,
-            allow_type_changes=allow_type_changes,
-            base=base,
-            checkpoint=checkpoint,
-            keep_outcome=keep_outcome,
-        )
+        return self.change(self.offer(offer_id), **options)
 
     def bulk_patch_offers(self, items: Iterable[Any], **options: Unpack[BulkOptions]) -> BulkReport:
         """Patch many offers concurrently over one session.
