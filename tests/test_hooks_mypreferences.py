@@ -28,6 +28,20 @@ def test_bearer_token_reads_profile_case_insensitively(connections: Any) -> None
     assert routes(connections) == ["profile.get", "profile.get"]
 
 
+def test_get_conn_is_the_client_every_call_of_the_hook_uses(connections: Any) -> None:
+    from airflow_provider_prefs.transport.client import ApiClient
+
+    hook = MyPreferencesHook("mypreferences_oauth")
+    client = hook.get_conn()
+    assert isinstance(client, ApiClient)
+    assert client is hook.client is hook.get_conn()
+    request = hook.settings.profile_request("GET", "Ada@Example.com", "Email")
+    assert client.send(request)["UpdateStatus"] == "Complete"
+    hook.get_profile("Ada@Example.com", "Email")
+    # One OAuth token for both calls: the hook's own read went through the same client.
+    assert routes(connections) == ["mp.token", "profile.get", "profile.get"]
+
+
 def test_oauth_token_is_fetched_once_and_cached(connections: Any) -> None:
     hook = MyPreferencesHook("mypreferences_oauth")
     hook.get_profile("Ada@Example.com", "Email")
