@@ -136,6 +136,40 @@ def test_async_hook_reads_the_same_profile(connections: Any) -> None:
     assert routes(connections)[:2] == ["mp.token", "profile.get"]
 
 
+def test_async_hook_is_an_airflow_hook_of_the_same_connection_type() -> None:
+    from airflow.sdk import BaseHook
+
+    assert issubclass(MyPreferencesAsyncHook, BaseHook)
+    for attr in ("conn_name_attr", "default_conn_name", "conn_type", "hook_name"):
+        assert getattr(MyPreferencesAsyncHook, attr) == getattr(MyPreferencesHook, attr), attr
+    hook = MyPreferencesAsyncHook()
+    assert getattr(hook, hook.conn_name_attr) == "mypreferences_default"
+    assert hook.log.name.endswith("MyPreferencesAsyncHook")  # BaseHook's logger
+    assert getattr(MyPreferencesAsyncHook("mp_x"), MyPreferencesAsyncHook.conn_name_attr) == "mp_x"
+
+
+def test_get_async_conn_is_the_client_get_profile_uses(connections: Any) -> None:
+    from airflow_provider_prefs.transport.client import AsyncApiClient
+
+    async def read() -> tuple[dict[str, Any], dict[str, Any]]:
+        hook = MyPreferencesAsyncHook.shared("mypreferences_oauth")
+        try:
+            client = await hook.get_async_conn()
+            assert isinstance(client, AsyncApiClient)
+            assert await hook.get_async_conn() is client
+            assert await MyPreferencesAsyncHook.shared("mypreferences_oauth").get_async_conn() is client
+            settings = MyPreferencesHook("mypreferences_oauth").settings
+            direct = dict(await client.send(settings.profile_request("GET", "Ada@Example.com", "Email")))
+            return direct, await hook.get_profile("Ada@Example.com", "Email")
+        finally:
+            await hook.aclose()
+
+    direct, profile = asyncio.run(read())
+    assert direct["ProfileId"] == profile["ProfileId"]
+    # One OAuth token for both reads: get_profile went through the client get_async_conn returned.
+    assert routes(connections) == ["mp.token", "profile.get", "profile.get"]
+
+
 def test_failing_test_op_is_a_409_that_applies_nothing(connections: Any) -> None:
     before = connections.state.profile("DEMO", "Ada@Example.com", "Email")
     patch = [
