@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
 import subprocess
@@ -101,3 +103,84 @@ def test_version_has_one_source() -> None:
     import airflow_provider_prefs
 
     assert version("airflow-provider-prefs") == airflow_provider_prefs.__version__ == get_provider_info()["versions"][0]
+
+
+def _config_env(airflow_home: Path) -> dict[str, str]:
+    """The test environment with a fresh AIRFLOW_HOME and no ``[prefs]`` setting: the declared defaults apply."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__PREFS__") and k != "AIRFLOW_CONFIG"}
+    env["AIRFLOW_HOME"] = str(airflow_home)
+    return env
+
+
+def test_airflow_config_lists_the_prefs_options_with_their_defaults(tmp_path: Path) -> None:
+    env = _config_env(tmp_path)
+    listed = subprocess.run(
+        [AIRFLOW, "config", "list", "--section", "prefs", "--show-values", "--include-descriptions"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    default_dir = f"{tmp_path}/.cache/airflow_provider_prefs/tokens"
+    assert "[prefs]" in listed
+    assert f"token_cache_dir = {default_dir}" in listed.splitlines()
+    assert "token cache" in listed  # the option's description
+    value = subprocess.run(
+        [AIRFLOW, "config", "get-value", "prefs", "token_cache_dir"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    assert value.strip().splitlines()[-1] == default_dir
+
+
+def test_the_declared_default_is_the_directory_the_token_cache_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.configuration import conf
+
+    from airflow_provider_prefs.transport.token_cache import default_directory
+
+    monkeypatch.delenv("AIRFLOW__PREFS__TOKEN_CACHE_DIR", raising=False)
+    expected = Path(os.environ["AIRFLOW_HOME"]) / ".cache" / "airflow_provider_prefs" / "tokens"
+    assert Path(conf.get("prefs", "token_cache_dir")) == expected
+    assert default_directory() == expected
+    monkeypatch.setenv("AIRFLOW__PREFS__TOKEN_CACHE_DIR", "/somewhere/else")
+    assert default_directory() == Path("/somewhere/else")
+
+
+def _prefs_options_read() -> set[str]:
+    """Every ``[prefs]`` key the package reads with ``conf.get*(section, key)`` (names resolved in their module)."""
+    package = Path(__file__).resolve().parents[1] / "airflow_provider_prefs"
+    found: set[str] = set()
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        module = None
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr.startswith("get")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "conf"
+                and len(node.args) >= 2
+            ):
+                continue
+            if module is None:
+                name = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+                module = importlib.import_module(name)
+            section, key = (
+                arg.value if isinstance(arg, ast.Constant) else getattr(module, arg.id)  # type: ignore[attr-defined]
+                for arg in node.args[:2]
+            )
+            if section == "prefs":
+                found.add(str(key))
+    return found
+
+
+def test_every_prefs_option_the_code_reads_is_declared() -> None:
+    read = _prefs_options_read()
+    assert "token_cache_dir" in read
+    declared = get_provider_info()["config"]["prefs"]["options"]
+    assert set(declared) == read
+    for option in declared.values():
+        assert set(option) >= {"description", "version_added", "type", "example", "default"}
