@@ -18,8 +18,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("airflow.sdk", reason="the example DAGs are written for Airflow 3")
-
 DAGS = Path(__file__).resolve().parents[1] / "dags_examples"
 RUN_AFTER = datetime(2026, 11, 26, 7, 30, tzinfo=timezone.utc)
 LOGICAL = datetime(2026, 11, 25, tzinfo=timezone.utc)

@@ -26,8 +26,6 @@ from airflow_provider_prefs.sandbox.connections import (
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 EXAMPLES = ["scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch"]
 
-pytest.importorskip("airflow.sdk", reason="the example DAGs are written for Airflow 3")
-
 
 @pytest.fixture(scope="module")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -281,3 +281,20 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
     assert problems == []
     # The token cache (every OAuth connection) encrypts with it: never an optional path.
     assert "cryptography" in core
+
+
+def test_the_supported_airflow_floor_is_the_tested_version() -> None:
+    """``apache-airflow>=X`` names the version ``constraints.txt`` pins, which every test runs against."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    pinned = next(
+        line.split("==", 1)[1].strip()
+        for line in (Path(__file__).resolve().parents[1] / "constraints.txt").read_text().splitlines()
+        if line.startswith("apache-airflow==")
+    )
+    airflow = [
+        Requirement(r) for r in requires("airflow-provider-prefs") or [] if Requirement(r).name == "apache-airflow"
+    ]
+    assert [str(r.specifier) for r in airflow] == [f">={pinned}"]

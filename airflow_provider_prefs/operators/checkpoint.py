@@ -1,9 +1,9 @@
-"""Task-level memory across retries and crashes, kept in Airflow's ``task_state_store`` (Airflow 3.3+).
+"""Task-level memory across retries and crashes, kept in Airflow's ``task_state_store``.
 
 Operators record what they are about to send before sending and, when more work follows, what came
 of it, so a retry (after a timeout, a failed wait, or a worker killed mid-request) resumes instead of
-patching again. Where the store is missing (Airflow before 3.3, a runner without it) the task logs
-once that crash recovery is off and behaves as before.
+patching again. Where the context has no store (a TaskFlow task or a test context may have none) the
+task logs once that crash recovery is off and behaves as before.
 
 Every call is a round trip through the execution API (task process -> supervisor -> api-server ->
 metadata database): tens of milliseconds on an idle deployment, well over a hundred under load. So
@@ -34,7 +34,7 @@ class TaskCheckpoint:
         if store is None and not _warned:
             _warned = True
             log.warning(
-                "task_state_store is not available (it needs Airflow 3.3+): crash recovery is off, so a task "
+                "this task's context has no task_state_store: crash recovery is off, so a task "
                 "retry after a lost answer or a killed worker sends its patch again"
             )
         return cls(store, namespace)
