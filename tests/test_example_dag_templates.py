@@ -111,6 +111,12 @@ def sandbox_ids() -> set[str]:
     return {value.casefold() for value in ids}
 
 
+EXAMPLE_DAG_IDS = (
+    "scheduled_offer_refresh",
+    "offer_refreshed_report",
+    "profile_preferences_sync",
+    "bulk_profile_patch",
+)
 #: A schedule is fixed when the file is parsed, before params exist: these constants name the asset followed.
 SCHEDULE_CONSTANTS = {"offer_refreshed_report.py": {"IMS_ORG_ID", "SANDBOX_NAME", "OFFER_ID"}}
 
@@ -144,12 +150,7 @@ def test_sandbox_ids_appear_only_as_param_defaults(path: Path) -> None:
 
 def test_every_example_param_is_typed_and_described(dags: dict[str, Any]) -> None:
     examples = {name: dag for name, dag in dags.items() if "example" in dag.tags}
-    assert {
-        "scheduled_offer_refresh",
-        "offer_refreshed_report",
-        "profile_preferences_sync",
-        "bulk_profile_patch",
-    } <= set(examples)
+    assert set(EXAMPLE_DAG_IDS) <= set(examples)
     for name, dag in examples.items():
         assert dag.params, name
         for key, param in dag.params.items():
@@ -187,3 +188,12 @@ def test_ids_come_from_params_in_every_example(dags: dict[str, Any]) -> None:
     )
     assert [change["alternate_id"] for change in changes] == ["you@example.org", "them@example.org"]
     assert {change["patch"][0]["value"] for change in changes} == {"Partner"}
+
+
+def test_readme_lists_every_example_param(dags: dict[str, Any]) -> None:
+    readme = (DAGS.parent / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines() if line.startswith("| `")}
+    for dag_id in EXAMPLE_DAG_IDS:
+        assert dag_id in rows, f"README's Example DAGs table has no row for {dag_id}"
+        for key in dags[dag_id].params:
+            assert f"`{key}`" in rows[dag_id].split("|")[2], (dag_id, key)
