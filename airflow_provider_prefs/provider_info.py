@@ -23,6 +23,36 @@ MYPREFERENCES_PRODUCTION_URL = "https://pm.mypreferences.com"
 MYPREFERENCES_STAGING_URL = "https://pmstg.mypreferences.com"
 DEFAULT_PROFILE_PATH = "/api/v4/{client_id}/profiles"
 
+#: The provider's own section of the Airflow configuration (``airflow.cfg`` or ``AIRFLOW__PREFS__<OPTION>``).
+CONFIG_SECTION = "prefs"
+TOKEN_CACHE_DIR_OPTION = "token_cache_dir"
+#: Airflow's configuration expands ``{AIRFLOW_HOME}``, as in its own defaults (``[core] dags_folder``).
+DEFAULT_TOKEN_CACHE_DIR = "{AIRFLOW_HOME}/.cache/airflow_provider_prefs/tokens"
+
+#: Every ``[prefs]`` option the provider reads, in the format of Airflow's ``config.yml`` (``get_provider_info``
+#: ``config``): ``airflow config list --section prefs`` shows them with their defaults.
+CONFIG: dict[str, dict[str, Any]] = {
+    CONFIG_SECTION: {
+        "description": "Options of airflow-provider-prefs (Adobe Offer Library and PossibleNOW MyPreferences).\n",
+        "options": {
+            TOKEN_CACHE_DIR_OPTION: {
+                "description": (
+                    "Directory of the OAuth token cache shared by the task processes of a worker and the "
+                    "triggerer (Adobe IMS and MyPreferences OAuth tokens, one encrypted 0600 file per set of "
+                    "credentials, reused until shortly before expiry). It must be local to the machine and "
+                    "belong to the user running Airflow; it is created 0700, and the cache turns itself off "
+                    "when the directory is not private. The extra ``share_across_tasks: false`` of a "
+                    "connection turns the cache off for that connection.\n"
+                ),
+                "version_added": None,
+                "type": "string",
+                "example": "/var/cache/airflow/prefs-tokens",
+                "default": DEFAULT_TOKEN_CACHE_DIR,
+            },
+        },
+    },
+}
+
 #: The extras specific to each connection type; both also take the transport extras (:func:`conn_fields`).
 ADOBE_EXTRAS: dict[str, dict[str, Any]] = {
     "ims_org_id": {
@@ -214,6 +244,7 @@ def get_provider_info() -> dict[str, Any]:
                 "to_openlineage_converter": "airflow_provider_prefs.assets.convert_asset_to_openlineage",
             },
         ],
+        "config": CONFIG,
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_prefs.hooks.offer_library.OfferLibraryHook",

@@ -4,6 +4,10 @@
 ``ProfilePatchOperator`` patches one profile; Airflow runs them in parallel up to
 ``max_active_tis_per_dag``. For tens of thousands of profiles in one task, see
 ``BulkProfilePatchOperator``.
+
+The profiles and the value are DAG params (defaults: three sandbox profiles); trigger with
+``{"alternate_ids": [...], "alternate_id_type": "...", "customer_type": "..."}`` for your account's
+(the connection ``mypreferences_default`` says which account).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from airflow_provider_prefs.operators import ProfilePatchOperator
 
@@ -20,25 +24,41 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    params={
+        "alternate_ids": Param(
+            ["Ada@Example.com", "grace@example.com", "ALAN@EXAMPLE.COM"],
+            type="array",
+            items={"type": "string", "minLength": 1},
+            minItems=1,
+            description="The customers' alternate ids: one mapped task each.",
+        ),
+        "alternate_id_type": Param(
+            "Email", type="string", minLength=1, description="The alternate id type of your MyPreferences account."
+        ),
+        "customer_type": Param(
+            "Marketing", type="string", minLength=1, description="The CustomerType every profile is set to."
+        ),
+    },
     tags=["prefs", "example", "mypreferences"],
     doc_md=__doc__,
 ):
 
     @task
-    def list_changes() -> list[dict[str, Any]]:
+    def list_changes(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """One entry per profile: its alternate id and the patch to apply."""
-        customers = ["Ada@Example.com", "grace@example.com", "ALAN@EXAMPLE.COM"]
+        assert params is not None  # injected by Airflow: the DAG params of this run
+        # Mapped arguments are not templated: the value is put in the patch here.
         return [
             {
-                "alternate_id": email,
-                "patch": [{"op": "replace", "path": "/CustomerType", "value": "Marketing"}],
+                "alternate_id": alternate_id,
+                "patch": [{"op": "replace", "path": "/CustomerType", "value": params["customer_type"]}],
             }
-            for email in customers
+            for alternate_id in params["alternate_ids"]
         ]
 
     ProfilePatchOperator.partial(
         task_id="patch_profile",
-        alternate_id_type="Email",
+        alternate_id_type="{{ params.alternate_id_type }}",
         max_active_tis_per_dag=4,
         # Safe to retry: a retry finds the patch recorded and does not send it again. Also covers
         # Airflow 3.3 failing one of several tasks that emit the first event of a new asset at once.

@@ -6,6 +6,10 @@ asynchronously, so the deferrable sensor waits for ``UpdateStatus == Complete`` 
 holding no worker slot. ``set_customer_type`` shows the shorter form: a patch operator that waits
 for its own update in the triggerer (``wait_for_completion=True, deferrable=True``). It may retry:
 a retry resumes the wait instead of patching again.
+
+Which customer is the DAG params' business (defaults: the sandbox's ``Ada@Example.com``); trigger
+with ``{"alternate_id": "...", "alternate_id_type": "..."}`` for one of your account's profiles (the
+connection ``mypreferences_default`` says which account).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from airflow_provider_prefs.operators import ProfilePatchOperator
 from airflow_provider_prefs.sensors import ProfileUpdateStatusSensor
@@ -23,7 +27,20 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    params={"alternate_id": "Ada@Example.com", "alternate_id_type": "Email", "customer_type": "Commercial"},
+    params={
+        "alternate_id": Param(
+            "Ada@Example.com",
+            type="string",
+            minLength=1,
+            description="The customer's alternate id (an e-mail address for the Email type).",
+        ),
+        "alternate_id_type": Param(
+            "Email", type="string", minLength=1, description="The alternate id type of your MyPreferences account."
+        ),
+        "customer_type": Param(
+            "Commercial", type="string", minLength=1, description="The CustomerType the last task sets."
+        ),
+    },
     tags=["prefs", "example", "mypreferences"],
     doc_md=__doc__,
 ):

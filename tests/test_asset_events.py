@@ -23,8 +23,6 @@ from airflow_provider_prefs.operators import (
 )
 from airflow_provider_prefs.sandbox.connections import ADOBE_IMS_ORG, MP_CLIENT_ID
 
-pytest.importorskip("airflow.sdk.execution_time.context", reason="runtime asset events are Airflow 3")
-
 OFFER = "fallbackOffer1234"
 OFFER_URI = "adobe-offer://DEMO123%40AdobeOrg/dev/fallbackOffer1234"
 EMAIL_URI = "mypreferences://DEMO/email"

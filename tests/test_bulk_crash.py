@@ -29,8 +29,6 @@ from conftest import FAST_TRANSPORT
 from airflow_provider_prefs.bulk.runner import RECORDED_AHEAD
 from airflow_provider_prefs.sandbox.connections import airflow_conn_env
 
-pytest.importorskip("airflow.sdk.bases.resumablejobmixin", reason="the task state store needs Airflow 3.3+")
-
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ITEMS = 2000
 KILL_AFTER = 1000

@@ -13,8 +13,6 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_prefs.operators import BulkProfilePatchOperator
 from airflow_provider_prefs.operators.storage import open_items
 
-pytest.importorskip("airflow.sdk", reason="ObjectStoragePath is airflow.sdk (Airflow 3)")
-
 GOOD = ["Ada@Example.com", "grace@example.com"]
 PATCH = [{"op": "replace", "path": "/CustomerType", "value": "Marketing"}]
 #: Two good items, a line that is not JSON (line 2), a blank line, an unknown profile.

@@ -6,6 +6,7 @@ command output, XCom or rendered template fields (all of which live in AIRFLOW_H
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,8 +26,6 @@ from airflow_provider_prefs.sandbox.connections import (
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 EXAMPLES = ["scheduled_offer_refresh", "profile_preferences_sync", "bulk_profile_patch", "profile_change_taskflow"]
 
-pytest.importorskip("airflow.sdk", reason="the example DAGs are written for Airflow 3")
-
 
 @pytest.fixture(scope="module")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -36,15 +35,18 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def run_dag(dag_id: str, home: Path, sandbox: Any, **conn_overrides: Any) -> subprocess.CompletedProcess[str]:
+def run_dag(
+    dag_id: str, home: Path, sandbox: Any, conf: dict[str, Any] | None = None, **conn_overrides: Any
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         **airflow_conn_env(sandbox.url, **{**FAST_TRANSPORT, **conn_overrides}),
     }
-    return subprocess.run(
-        [AIRFLOW, "dags", "test", dag_id, "2026-11-25"], env=env, capture_output=True, text=True, timeout=240
-    )
+    command = [AIRFLOW, "dags", "test", dag_id, "2026-11-25"]
+    if conf is not None:
+        command += ["--conf", json.dumps(conf)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
 
 
 def finished_state(output: str) -> str:
@@ -80,6 +82,55 @@ def test_example_dag_succeeds(dag_id: str, airflow_home: Path, sandbox: Any) -> 
         assert "profile Email:'Ada@Example.com': applied, 2 operation(s)" in result.stdout + result.stderr
     else:
         assert routes.count("profile.patch") == 3
+
+
+def assert_success(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0 and finished_state(result.stdout + result.stderr) == "success", (
+        result.stdout[-4000:] + result.stderr[-4000:]
+    )
+
+
+def test_offer_examples_take_another_offer_from_params(airflow_home: Path, sandbox: Any) -> None:
+    """Triggered with ``{"offer_id": ...}``, the offer examples touch that offer and no other."""
+    seeded = sandbox.state.offer("dev", "fallbackOffer1234")
+    mine = sandbox.state.create_offer(
+        "dev", {"name": "Mine", "representations": seeded["representations"]}, "demo-client-id"
+    )["id"]
+    sandbox.state.clear_journal()
+    assert_success(run_dag("scheduled_offer_refresh", airflow_home, sandbox, {"offer_id": mine}))
+    offer = sandbox.state.offer("dev", mine)
+    assert offer["name"] == "Seasonal fallback 2026-11-25"
+    assert offer["representations"][0]["components"][0]["deliveryURL"].endswith("/20261125.png")
+    assert sandbox.state.offer("dev", "fallbackOffer1234") == seeded
+    assert {e["resource"] for e in sandbox.state.journal() if e["route"].startswith("offer.")} == {f"offer:dev/{mine}"}
+
+    sandbox.state.clear_journal()
+    assert_success(run_dag("offer_refreshed_report", airflow_home, sandbox, {"offer_id": "fallbackOffer5678"}))
+    assert [e["resource"] for e in sandbox.state.journal() if e["route"] == "offer.get"] == [
+        "offer:dev/fallbackOffer5678"
+    ]
+
+
+def test_profile_examples_take_other_profiles_from_params(airflow_home: Path, sandbox: Any) -> None:
+    """Triggered with other alternate ids (and values), the profile examples touch those profiles only."""
+    ada = sandbox.state.profile("DEMO", "Ada@Example.com", "Email")
+    conf = {"alternate_ids": ["grace@example.com", "alan@example.com"], "customer_type": "Partner"}
+    assert_success(run_dag("bulk_profile_patch", airflow_home, sandbox, conf))
+    patched = [e["query"]["alternateId"] for e in sandbox.state.journal() if e["route"] == "profile.patch"]
+    assert sorted(patched) == ["alan@example.com", "grace@example.com"]
+    for alternate_id in ("grace@example.com", "alan@example.com"):
+        assert sandbox.state.profile("DEMO", alternate_id, "Email")["CustomerType"] == "Partner"
+    assert sandbox.state.profile("DEMO", "Ada@Example.com", "Email") == ada
+
+    sandbox.state.clear_journal()
+    conf = {"alternate_id": "grace@example.com", "customer_type": "Retail"}
+    assert_success(run_dag("profile_preferences_sync", airflow_home, sandbox, conf))
+    grace = sandbox.state.profile("DEMO", "grace@example.com", "Email")
+    assert grace["CustomerType"] == "Retail" and grace["DefaultLocale"] == "en-GB"
+    assert {e["query"]["alternateId"] for e in sandbox.state.journal() if e["route"].startswith("profile.")} == {
+        "grace@example.com"
+    }
+    assert sandbox.state.profile("DEMO", "Ada@Example.com", "Email") == ada
 
 
 @pytest.mark.timeout(900)  # four `airflow dags test` runs; each takes 1-2 min on a loaded machine

@@ -28,6 +28,20 @@ def test_bearer_token_reads_profile_case_insensitively(connections: Any) -> None
     assert routes(connections) == ["profile.get", "profile.get"]
 
 
+def test_get_conn_is_the_client_every_call_of_the_hook_uses(connections: Any) -> None:
+    from airflow_provider_prefs.transport.client import ApiClient
+
+    hook = MyPreferencesHook("mypreferences_oauth")
+    client = hook.get_conn()
+    assert isinstance(client, ApiClient)
+    assert client is hook.client is hook.get_conn()
+    request = hook.settings.profile_request("GET", "Ada@Example.com", "Email")
+    assert client.send(request)["UpdateStatus"] == "Complete"
+    hook.get_profile("Ada@Example.com", "Email")
+    # One OAuth token for both calls: the hook's own read went through the same client.
+    assert routes(connections) == ["mp.token", "profile.get", "profile.get"]
+
+
 def test_oauth_token_is_fetched_once_and_cached(connections: Any) -> None:
     hook = MyPreferencesHook("mypreferences_oauth")
     hook.get_profile("Ada@Example.com", "Email")
@@ -120,6 +134,40 @@ def test_async_hook_reads_the_same_profile(connections: Any) -> None:
     profile = asyncio.run(read())
     assert profile["ProfileId"] == MyPreferencesHook().get_profile("Ada@Example.com", "Email")["ProfileId"]
     assert routes(connections)[:2] == ["mp.token", "profile.get"]
+
+
+def test_async_hook_is_an_airflow_hook_of_the_same_connection_type() -> None:
+    from airflow.sdk import BaseHook
+
+    assert issubclass(MyPreferencesAsyncHook, BaseHook)
+    for attr in ("conn_name_attr", "default_conn_name", "conn_type", "hook_name"):
+        assert getattr(MyPreferencesAsyncHook, attr) == getattr(MyPreferencesHook, attr), attr
+    hook = MyPreferencesAsyncHook()
+    assert getattr(hook, hook.conn_name_attr) == "mypreferences_default"
+    assert hook.log.name.endswith("MyPreferencesAsyncHook")  # BaseHook's logger
+    assert getattr(MyPreferencesAsyncHook("mp_x"), MyPreferencesAsyncHook.conn_name_attr) == "mp_x"
+
+
+def test_get_async_conn_is_the_client_get_profile_uses(connections: Any) -> None:
+    from airflow_provider_prefs.transport.client import AsyncApiClient
+
+    async def read() -> tuple[dict[str, Any], dict[str, Any]]:
+        hook = MyPreferencesAsyncHook.shared("mypreferences_oauth")
+        try:
+            client = await hook.get_async_conn()
+            assert isinstance(client, AsyncApiClient)
+            assert await hook.get_async_conn() is client
+            assert await MyPreferencesAsyncHook.shared("mypreferences_oauth").get_async_conn() is client
+            settings = MyPreferencesHook("mypreferences_oauth").settings
+            direct = dict(await client.send(settings.profile_request("GET", "Ada@Example.com", "Email")))
+            return direct, await hook.get_profile("Ada@Example.com", "Email")
+        finally:
+            await hook.aclose()
+
+    direct, profile = asyncio.run(read())
+    assert direct["ProfileId"] == profile["ProfileId"]
+    # One OAuth token for both reads: get_profile went through the client get_async_conn returned.
+    assert routes(connections) == ["mp.token", "profile.get", "profile.get"]
 
 
 def test_failing_test_op_is_a_409_that_applies_nothing(connections: Any) -> None:

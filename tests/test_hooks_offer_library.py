@@ -182,3 +182,28 @@ def test_repr_holds_no_secret(connections: Any) -> None:
     hook.get_offer("fallbackOffer1234")
     assert "demo-client-secret" not in repr(hook) and "demo-client-secret" not in repr(hook.settings)
     assert "demo-client-secret" not in repr(hook.client.auth)
+
+
+def test_get_conn_is_the_client_every_call_of_the_hook_uses(connections: Any) -> None:
+    from airflow_provider_prefs.transport.client import ApiClient, ApiRequest
+
+    hook = OfferLibraryHook()
+    client = hook.get_conn()
+    assert isinstance(client, ApiClient)
+    assert client is hook.client is hook.get_conn()
+    # A call the hook has no method for, through the escape hatch: the Adobe headers and token come with it.
+    page = client.send(
+        ApiRequest(
+            "GET",
+            f"{hook.settings.base_url}/offers",
+            action="list offers",
+            params={"offer-type": "fallback", "limit": "1"},
+        )
+    )
+    assert page["results"]
+    hook.get_offer("fallbackOffer1234")
+    # One token for both calls: the hook's own read went through the same client.
+    assert routes(connections) == ["ims.token", "offer.list", "offer.get"]
+    listed = connections.state.journal()[1]
+    assert listed["headers"]["x-sandbox-name"] == hook.settings.sandbox_name
+    assert listed["headers"]["x-gw-ims-org-id"] == hook.settings.ims_org_id

@@ -300,3 +300,19 @@ def test_a_refused_patch_is_forgotten_so_a_fixed_task_plans_anew(connections: An
     fixed = [{"op": "replace", "path": "/DefaultLocale", "value": "sv-SE"}]
     assert profile_op(patch=fixed).execute({"task_state_store": store})["status"] == "applied"
     assert [e["body"] for e in journal(connections, "profile.patch")] == [wrong_guard, fixed]
+
+
+def test_a_context_without_a_store_warns_once_that_crash_recovery_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unittest import mock
+
+    from airflow_provider_prefs.patching import checkpoint
+
+    monkeypatch.setattr(checkpoint, "_warned", False)
+    log = mock.Mock()
+    assert not checkpoint.TaskCheckpoint.from_context({}, "patch", log).available
+    assert checkpoint.TaskCheckpoint.from_context({"task_state_store": None}, "patch", log).available is False
+    assert log.warning.call_count == 1
+    message = log.warning.call_args.args[0]
+    assert "context has no task_state_store" in message and "crash recovery is off" in message
+    assert "Airflow 3" not in message  # every supported Airflow has the store; a context may lack it
+    assert checkpoint.TaskCheckpoint.from_context({"task_state_store": fake_store()}, "patch", log).available

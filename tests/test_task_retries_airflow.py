@@ -28,8 +28,6 @@ from conftest import FAST_TRANSPORT, ROOT, journal
 from airflow_provider_prefs.sandbox import faults
 from airflow_provider_prefs.sandbox.connections import airflow_conn_env
 
-pytest.importorskip("airflow.sdk.bases.resumablejobmixin", reason="the task state store needs Airflow 3.3+")
-
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAGS = ROOT / "tests" / "dags"
 sys.path.insert(0, str(DAGS))

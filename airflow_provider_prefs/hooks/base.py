@@ -342,6 +342,16 @@ class PrefsApiHook(BaseHook):
                 self.__dict__["client"] = ApiClient(*parts)
             return self.__dict__["client"]
 
+    def get_conn(self) -> ApiClient:
+        """The configured :class:`~airflow_provider_prefs.transport.client.ApiClient`: the escape hatch every
+        Airflow hook has, for a call this hook has no method for.
+
+        It is :attr:`client` itself, the one every call of this hook goes through: same token, connection
+        pool, retries, timeouts, TLS settings and 429 gate. Send requests with
+        ``hook.get_conn().send(ApiRequest("GET", url, action="GET <what>"))``; the answer is the parsed JSON.
+        """
+        return self.client
+
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every call of this service (besides ``Authorization``)."""
         return {"Accept": "application/json"}
@@ -388,14 +398,6 @@ class PrefsApiHook(BaseHook):
             patch_answers_document=described.patch_answers_document,
             key=described.key or (type(self).__name__, described.url, *sorted(described.params.items())),
         )
-
-    def get_conn(self) -> ApiClient:
-        """The configured client (connection pool, auth, retries, deadlines) every call of this hook uses.
-
-        The escape hatch every Airflow hook has: ``hook.get_conn().send(ApiRequest(...))`` reaches an
-        endpoint this package does not wrap, with the same credentials and error handling.
-        """
-        return self.client
 
     def change(self, resource: Resource, **options: Unpack[ChangeOptions]) -> ChangeOutcome:
         """Change one resource, exactly once: the path of every change (operators and bulk runs included).

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
+from airflow.sdk import BaseHook
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from airflow_provider_prefs.assets import profiles_asset_uri
@@ -346,12 +347,20 @@ def _close_later(hook: MyPreferencesAsyncHook) -> None:
     task.add_done_callback(_closing.discard)
 
 
-class MyPreferencesAsyncHook:
+class MyPreferencesAsyncHook(BaseHook):
     """Non-blocking profile reads for triggers: async connection lookup, ``httpx`` client.
 
     Shares :class:`MyPreferencesSettings` (addressing, auth) and the retry rules with
-    :class:`MyPreferencesHook`, so the two cannot disagree about the API.
+    :class:`MyPreferencesHook`, so the two cannot disagree about the API. Triggers take the instance
+    shared by their event loop (:meth:`shared`); :meth:`get_async_conn` is the escape hatch to its client.
+
+    :param conn_id: connection of type ``mypreferences``.
     """
+
+    conn_name_attr: ClassVar[str] = "conn_id"
+    default_conn_name: ClassVar[str] = MyPreferencesHook.default_conn_name
+    conn_type: ClassVar[str] = MYPREFERENCES_CONN_TYPE
+    hook_name: ClassVar[str] = MyPreferencesHook.hook_name
 
     #: One hook per (event loop, connection, transport overrides): a triggerer running a thousand
     #: waits shares one connection lookup, one token and one connection pool instead of a thousand.
@@ -364,7 +373,9 @@ class MyPreferencesAsyncHook:
         conn_id: str = MyPreferencesHook.default_conn_name,
         *,
         transport_overrides: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(**kwargs)
         self.conn_id = conn_id
         self.transport_overrides = dict(transport_overrides or {})
         self._settings: MyPreferencesSettings | None = None
@@ -419,6 +430,14 @@ class MyPreferencesAsyncHook:
         auth = settings.token_provider(share=transport.share_across_tasks)
         client = AsyncApiClient(transport, {"Accept": "application/json"}, auth, settings.status_hints(self.conn_id))
         return settings, client
+
+    async def get_async_conn(self) -> AsyncApiClient:
+        """The configured :class:`~airflow_provider_prefs.transport.client.AsyncApiClient` (the connection is
+        read on first use): the one :meth:`get_profile` goes through, with its token, connection pool, retries
+        and TLS settings. Send requests with ``await client.send(ApiRequest(...))``; :meth:`aclose` closes it.
+        """
+        _, client = await self._ready()
+        return client
 
     async def get_profile(self, alternate_id: str, alternate_id_type: str) -> dict[str, Any]:
         """The full profile."""

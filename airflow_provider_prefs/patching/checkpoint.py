@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from airflow_provider_prefs.patching.changes import PlannedChange, Resource
 
 _log = logging.getLogger(__name__)
+#: Whether a context without a task state store was already reported (once per process is enough).
+_warned = False
 
 #: Key of a single change's record: ``{"key", "target", "ops", "base"?}`` before sending (its intent),
 #: ``{"key", "target", "outcome"}`` once answered when the caller asked to keep the outcome.
@@ -107,9 +109,12 @@ class TaskCheckpoint:
 
     @classmethod
     def from_context(cls, context: Any, namespace: str = "patch", log: logging.Logger | Any = _log) -> TaskCheckpoint:
-        """The checkpoint of the running task instance; without a store (a test context) it is unavailable."""
+        """The checkpoint of the running task instance; without a store (a test context) it is unavailable
+        (said once per process)."""
+        global _warned
         store = context.get("task_state_store") if hasattr(context, "get") else None
-        if store is None:
+        if store is None and not _warned:
+            _warned = True
             log.warning(
                 "this task context has no task_state_store: crash recovery is off, so a retry after a lost "
                 "answer or a killed worker may send the change again"

@@ -41,27 +41,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_prefs.provider_info import CONFIG_SECTION, DEFAULT_TOKEN_CACHE_DIR, TOKEN_CACHE_DIR_OPTION
 from airflow_provider_prefs.transport.auth import AccessToken, ClientCredentials
 
 log = logging.getLogger(__name__)
 
-CONFIG_SECTION = "prefs"
-CONFIG_KEY = "token_cache_dir"
 _FORMAT = b"prefs-token-cache-v1"
 
 
 def default_directory() -> Path:
     """The configured cache directory, or the default under ``$AIRFLOW_HOME``."""
-    configured = os.environ.get(f"AIRFLOW__{CONFIG_SECTION.upper()}__{CONFIG_KEY.upper()}")
+    configured = os.environ.get(f"AIRFLOW__{CONFIG_SECTION.upper()}__{TOKEN_CACHE_DIR_OPTION.upper()}")
     if not configured:
         with contextlib.suppress(Exception):  # no Airflow config available: use the default
             from airflow.configuration import conf
 
-            configured = conf.get(CONFIG_SECTION, CONFIG_KEY, fallback=None)
+            # The declared default (provider_info CONFIG) when airflow.cfg does not set it.
+            configured = conf.get(CONFIG_SECTION, TOKEN_CACHE_DIR_OPTION, fallback=None)
     if configured:
         return Path(configured).expanduser()
-    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
-    return home / ".cache" / "airflow_provider_prefs" / "tokens"
+    home = str(Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser())
+    return Path(DEFAULT_TOKEN_CACHE_DIR.format(AIRFLOW_HOME=home))
 
 
 def _secret_digest(credentials: ClientCredentials, label: bytes) -> bytes:

@@ -38,8 +38,6 @@ CELERY_CONFIG = {
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_THRESHOLD),
 }
 
-pytest.importorskip("airflow.sdk", reason="the deployment is Airflow 3")
-
 
 @pytest.fixture(scope="session")
 def example_dags() -> dict[str, Any]:
