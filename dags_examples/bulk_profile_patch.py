@@ -8,6 +8,12 @@
 The profiles and the value are DAG params (defaults: three sandbox profiles); trigger with
 ``{"alternate_ids": [...], "alternate_id_type": "...", "customer_type": "..."}`` for your account's
 (the connection ``mypreferences_default`` says which account).
+
+The patch tasks name the account's profiles as an inlet (they read each profile to plan the change): an
+asset some DAG declares exists from the moment the file is parsed. Airflow 3.3 creates an undeclared
+asset on its first event without guarding against concurrency, and when several tasks emit that first
+event at the same moment its api-server marks all but one of them failed (an ``IntegrityError`` while
+recording their success, no retry). Set ``CLIENT_ID`` to your account's client id.
 """
 
 from __future__ import annotations
@@ -15,9 +21,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Asset, Param, task
 
+from airflow_provider_prefs.assets import profiles_asset_uri
 from airflow_provider_prefs.operators import ProfilePatchOperator
+
+#: The MyPreferences client id of the connection (the account whose profiles the tasks change).
+CLIENT_ID = "DEMO"
+#: The asset the patch tasks emit events for (``profiles_asset_uri`` builds the same URI from the connection).
+PROFILES = Asset(uri=profiles_asset_uri(CLIENT_ID, "Email"))
 
 with DAG(
     dag_id="bulk_profile_patch",
@@ -60,8 +72,8 @@ with DAG(
         task_id="patch_profile",
         alternate_id_type="{{ params.alternate_id_type }}",
         max_active_tis_per_dag=4,
-        # Safe to retry: a retry finds the patch recorded and does not send it again. Also covers
-        # Airflow 3.3 failing one of several tasks that emit the first event of a new asset at once.
+        inlets=[PROFILES],  # declared, so it exists before the first events (see the module docstring)
+        # Safe to retry: a retry finds the patch recorded and does not send it again.
         retries=1,
         retry_delay=timedelta(seconds=5),
     ).expand_kwargs(list_changes())

@@ -118,8 +118,12 @@ EXAMPLE_DAG_IDS = (
     "bulk_profile_patch",
     "profile_change_taskflow",
 )
-#: A schedule is fixed when the file is parsed, before params exist: these constants name the asset followed.
-SCHEDULE_CONSTANTS = {"offer_refreshed_report.py": {"IMS_ORG_ID", "SANDBOX_NAME", "OFFER_ID"}}
+#: A schedule (or a declared asset) is fixed when the file is parsed, before params exist: these constants name
+#: the asset followed or declared.
+SCHEDULE_CONSTANTS = {
+    "offer_refreshed_report.py": {"IMS_ORG_ID", "SANDBOX_NAME", "OFFER_ID"},
+    "bulk_profile_patch.py": {"CLIENT_ID"},
+}
 
 
 @pytest.mark.parametrize("path", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
