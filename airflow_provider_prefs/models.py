@@ -33,18 +33,6 @@ class OfferMetadata(BaseModel):
     datasetId: str | None = None
 
 
-class Offer(OfferMetadata):
-    """A full fallback offer as GET returns it; document fields beyond these are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str | None = None
-    description: str | None = None
-    status: str | None = None
-    representations: list[dict[str, Any]] = Field(default_factory=list)
-    labels: list[str] = Field(default_factory=list)
-
-
 class OfferPage(BaseModel):
     """One page of the fallback-offer listing: ``{"results": [...], "count", "total", "_links"}``."""
 
@@ -74,20 +62,6 @@ class ProfileSummary(BaseModel):
     def is_complete(self) -> bool:
         """True once MyPreferences finished processing the last update."""
         return self.UpdateStatus == UPDATE_COMPLETE
-
-
-class Profile(ProfileSummary):
-    """A full MyPreferences profile; fields beyond the documented ones are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    RegistrationConfirmed: bool | None = None
-    CustomerType: str | None = None
-    PreserveConsents: bool | None = None
-    PreservePreferences: bool | None = None
-    CustomerName: dict[str, Any] | None = None
-    DefaultLocale: str | None = None
-    CustomFields: list[dict[str, Any]] | None = None
 
 
 def profile_summary(profile: dict[str, Any], target: str) -> ProfileSummary:

@@ -3,7 +3,7 @@
 A change records its *intent* (the exact operations, and the document they were planned against
 when that is small) before sending (see :mod:`.checkpoint`). When a retry finds an
 intent but no outcome, the earlier try was cut off between sending and answering (worker killed,
-answer lost, task timed out): the change may or may not have landed. :func:`resume_change`
+answer lost, task timed out): the change may or may not have landed. :func:`resumed_change`
 re-reads the resource and judges it with the same rules as a lost answer
 (:func:`~airflow_provider_prefs.patching.verdicts.judge`): landed means done, not landed means the
 *recorded* operations are sent (never planned anew, so the guards they carry still describe the
