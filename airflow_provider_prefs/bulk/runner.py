@@ -175,6 +175,9 @@ RECORDED_AHEAD = 12
 #: The longest a checkpoint write waits to gather a batch of intents (see :class:`~.progress.BulkProgress`).
 WRITE_GATHER_SECONDS = 0.02
 
+#: A checkpoint write gathers at least this many intents per connection (or waits WRITE_GATHER_SECONDS).
+WRITE_BATCH_PER_CONNECTION = 3
+
 #: Items read ahead of the next one handed to a thread, per thread: how far a run looks for a later
 #: change of the same resource (see :func:`apply_changes`, which then guards the earlier one).
 LOOKAHEAD_PER_THREAD = 2
@@ -358,8 +361,9 @@ def apply_changes(
     connections = threading.BoundedSemaphore(max_concurrency)
     planned_at_once = RECORDED_AHEAD * max_concurrency if progress.enabled else max_concurrency
     # Each store write costs the api-server and the task's supervisor CPU on the machines that also send:
-    # a write covers at least three connections' worth of intents, or waits for them WRITE_GATHER_SECONDS at most.
-    progress.batch, progress.batch_wait = 3 * max_concurrency, WRITE_GATHER_SECONDS
+    # a write covers at least WRITE_BATCH_PER_CONNECTION connections' worth of intents, or waits for them
+    # WRITE_GATHER_SECONDS at most.
+    progress.batch, progress.batch_wait = WRITE_BATCH_PER_CONNECTION * max_concurrency, WRITE_GATHER_SECONDS
 
     def handle(work: BulkItem) -> ChangeOutcome:
         outcome, held = apply_item(work, carry, progress, documents, connections, dry_run=dry_run)
