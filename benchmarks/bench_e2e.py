@@ -62,8 +62,9 @@ NOTES = """\
   has no client-credentials flow, so the baseline gets the cheaper auth.
 - **Where the time goes.** Every task instance pays scheduling, a new task process, parsing its DAG
   file and pushing its XCom through the execution API; a bulk task pays them once. A patch task also
-  makes task state store calls, each a round trip through the execution API: two in a first try
-  (record the operations before sending, forget on success), a read first in a retry. That is what
+  makes task state store calls, each a round trip through the execution API: three in every try (read
+  what an earlier run of this task instance recorded, record the operations before sending, forget on
+  success; a first try cannot skip the read, since the same try can run twice). That is what
   exactly-once across retries and killed workers costs, and what HttpOperator does not do. Every DAG
   run also pays a fixed cost (the scheduler queueing its first task, the task process starting, the
   scheduler noticing the last one ended: the breakdown above) that no contender avoids, which bounds
