@@ -305,10 +305,8 @@ class ItemCheckpoint:
     def __init__(
         self, progress: BulkProgress, index: int, digest: str, resource: Resource, resumed_ops: list[Any] | None
     ) -> None:
-        from airflow_provider_prefs.patching.checkpoint import resource_key
-
         self._progress, self._index, self._digest = progress, index, digest
-        self._key = resource_key(resource)
+        self._resource = resource
         self._resumed_ops = resumed_ops
         #: True while recorded operations of this item stand (resumed ones, or an intent written this run).
         self.held = resumed_ops is not None
@@ -320,9 +318,11 @@ class ItemCheckpoint:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The intent an earlier try recorded for this item (its digest was checked), or ``default``."""
+        from airflow_provider_prefs.patching.checkpoint import resource_key
+
         if self._resumed_ops is None:
             return default
-        return {"key": self._key, "ops": self._resumed_ops}
+        return {"key": resource_key(self._resource), "ops": self._resumed_ops}
 
     def set(self, key: str, value: Any) -> None:
         """Record the item's intent (returns once it is stored)."""

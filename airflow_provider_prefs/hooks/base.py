@@ -476,7 +476,7 @@ class PrefsApiHook(BaseHook):
                 resource,
                 change,
                 recorded=planned_from_intent(record),
-                record=keep_intent,
+                record=keep_intent if memory.available else None,
                 base=base,
                 pin_all=pin_all,
                 dry_run=dry_run,

@@ -162,6 +162,7 @@ def plan_change(
     if (patch is None) == (desired is None):
         raise InvalidInputError(f"{resource.target}: give exactly one of patch or desired")
     limit = resource.max_request_bytes
+    checked: Patch | None = None
     if desired is not None:
         desired = validate_desired(desired, resource.rules)
         # The planned patch carries every desired value, so a desired state over the limit cannot fit.
@@ -170,13 +171,14 @@ def plan_change(
             base = resource.read()
         ops = plan_patch(base, desired, resource.rules, allow_type_changes=allow_type_changes)
     else:
-        ops = validate_patch(patch, resource.rules)
+        ops = checked = validate_patch(patch, resource.rules)
         encode_json(ops, limit=limit, what=f"PATCH {resource.target}")
         # A patch whose second copy would apply again is guarded here, against a read of the resource,
         # so the checkpointed ops are the guarded ones and a retry can resend them safely.
         ops, base = prepare(ops, resource.rules, resource.read, base, pin_all=pin_all)
     if ops:
-        encode_json(ops, limit=limit, what=f"PATCH {resource.target}")
+        if ops is not checked:  # planned, or made longer by guards: checked again
+            encode_json(ops, limit=limit, what=f"PATCH {resource.target}")
         if base is None and not resend_safe(ops):
             # Operations no test can pin (a copy to a new member): only the document they apply to can
             # judge them after a lost answer, so it is read now and kept with the plan (and its record).
