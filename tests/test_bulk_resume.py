@@ -80,10 +80,13 @@ def marks(sandbox: Any) -> list[int]:
 
 
 def test_a_run_stopped_midway_resumes_without_applying_twice(profiles: Any) -> None:
-    store = FakeStore(crash_after=2)  # intents are written in batches: two writes are part of the run
+    # Intents are written in batches of at most one window (RECORDED_AHEAD items per connection, fewer
+    # than PROFILES at one connection): the run dies at its second write, after the first window was sent.
+    assert RECORDED_AHEAD < PROFILES
+    store = FakeStore(crash_after=1)
     hook = MyPreferencesHook()
     with pytest.raises(Crash):
-        hook.bulk_patch_profiles(items(), alternate_id_type="Email", max_concurrency=4, progress=BulkProgress(store))
+        hook.bulk_patch_profiles(items(), alternate_id_type="Email", max_concurrency=1, progress=BulkProgress(store))
     first = [e for e in profiles.state.journal() if e["route"] == "profile.patch"]
     assert 0 < len(first) < PROFILES
     state = store.get(STATE_KEY)

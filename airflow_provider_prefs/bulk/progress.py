@@ -30,6 +30,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -190,8 +191,15 @@ class BulkProgress:
 
     def begin(self, index: int, digest: str, ops: list[dict[str, Any]]) -> None:
         """Record the exact operations item ``index`` is about to send; return once they are stored."""
+        pending = self.register(index, digest, ops)
+        if pending is not None:
+            pending.wait()
+
+    def register(self, index: int, digest: str, ops: list[dict[str, Any]]) -> IntentWrite | None:
+        """Record the exact operations item ``index`` is about to send, without waiting for the store:
+        the returned :class:`IntentWrite` says when they are stored (None without a store)."""
         if self._store is None:
-            return
+            return None
         try:
             json.dumps(ops, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -200,12 +208,11 @@ class BulkProgress:
         with self._lock:
             self._inflight[index] = {"d": digest, "ops": ops}
             self._version += 1
-            version = self._version
             if not self._unwritten:
                 self._oldest_unwritten = time.monotonic()
             self._unwritten += 1
             self._registered.notify()
-        self._write_through(version)
+            return IntentWrite(self, self._version)
 
     def finish(self, index: int, digest: str, status: str, *, held: bool = False) -> None:
         """Item ``index`` is finished (applied, unchanged, dry run or failed); written in batches.
@@ -238,7 +245,7 @@ class BulkProgress:
             self._version += 1
             version = self._version
         if self._store is not None and time.monotonic() - self._last_flush >= self.flush_interval:
-            self._write_through(version)
+            self._write_through(version, gather=False)
 
     def flush(self) -> None:
         """Store everything recorded so far (at the end of a run)."""
@@ -246,12 +253,12 @@ class BulkProgress:
             version = self._version
         self._write_through(version)
 
-    def _write_through(self, version: int) -> None:
+    def _write_through(self, version: int, *, gather: bool = True) -> None:
         """Group commit: make sure a write containing ``version`` is stored (one write serves many).
 
         While one write is on its way, every sender that registers waits; when it ends, those it
-        covered go on at once and one of the others gathers a batch (see ``batch``) and writes
-        everything registered by then.
+        covered go on at once and one of the others gathers a batch (see ``batch``; not when ``gather``
+        is False: the caller gathered already) and writes everything registered by then.
         """
         if self._store is None:
             return
@@ -262,7 +269,7 @@ class BulkProgress:
                 return
             self._writing = True
             deadline = self._oldest_unwritten + self.batch_wait
-            while self._unwritten < self.batch and (left := deadline - time.monotonic()) > 0:
+            while gather and self._unwritten < self.batch and (left := deadline - time.monotonic()) > 0:
                 self._registered.wait(left)
             snapshot = self._snapshot()
             taken = self._version
@@ -291,6 +298,39 @@ class BulkProgress:
             "unchained": compact_ranges(self._unchained),
             "counts": {name: self._counts[name] for name in _KEPT},
         }
+
+
+class IntentWrite:
+    """An item's intent, registered with the run's progress and not yet known stored (a
+    :class:`~airflow_provider_prefs.patching.changes.PendingRecord`)."""
+
+    def __init__(self, progress: BulkProgress, version: int) -> None:
+        self._progress = progress
+        #: The progress version that holds the intent: any write of it or a later one stores it.
+        self.version = version
+        #: Called when the write that was to store the intent failed: the item was not sent.
+        self.on_lost: Callable[[], None] | None = None
+
+    def wait(self) -> None:
+        """Return once a write holding the intent is stored (writing it now, with what else is registered, if
+        no other write covers it); raise what that write raised."""
+        self._stored(gather=True)
+
+    def write(self) -> None:
+        """Store the intent, and every other one registered by now, without gathering more first."""
+        self._stored(gather=False)
+
+    def lost(self) -> None:
+        """The write that was to store the intent failed."""
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def _stored(self, *, gather: bool) -> None:
+        try:
+            self._progress._write_through(self.version, gather=gather)
+        except BaseException:
+            self.lost()
+            raise
 
 
 class ItemCheckpoint:
@@ -324,12 +364,19 @@ class ItemCheckpoint:
             return default
         return {"key": resource_key(self._resource), "ops": self._resumed_ops}
 
-    def set(self, key: str, value: Any) -> None:
-        """Record the item's intent (returns once it is stored)."""
+    def set(self, key: str, value: Any) -> IntentWrite | None:
+        """Record the item's intent; returns the write that will store it (see :class:`IntentWrite`)."""
         ops = value.get("ops") if isinstance(value, dict) else None
-        if isinstance(ops, list):
-            self._progress.begin(self._index, self._digest, ops)
-            self.held = True
+        if not isinstance(ops, list):
+            return None
+        pending = self._progress.register(self._index, self._digest, ops)
+        self.held = True
+        if pending is not None:
+            pending.on_lost = self._lost
+        return pending
+
+    def _lost(self) -> None:
+        self.held = False  # never stored, so never sent: the next run plans the item anew
 
     def delete(self, *keys: str) -> None:
         """The change was refused or never sent: the next run plans the item anew."""

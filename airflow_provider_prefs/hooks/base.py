@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
@@ -29,7 +29,7 @@ from airflow_provider_prefs.transport.settings import TransportSettings
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from airflow_provider_prefs.patching.changes import Carried, Change, Resource
+    from airflow_provider_prefs.patching.changes import Carried, Change, PendingRecord, Resource
     from airflow_provider_prefs.patching.checkpoint import Checkpoint
     from airflow_provider_prefs.patching.rules import Patch, PatchRules
     from airflow_provider_prefs.transport.auth import TokenProvider
@@ -440,14 +440,42 @@ class PrefsApiHook(BaseHook):
         base: dict[str, Any] | None = None,
         pin_all: bool = False,
     ) -> Carried:
-        """:meth:`change`, for callers that also need the document as the change left it (the bulk runner).
+        """:meth:`change`, for callers that also need the document as the change left it.
 
         Applies the checkpoint policy (:mod:`~airflow_provider_prefs.patching.checkpoint`): an outcome
         recorded by an earlier try is returned as it is; operations it recorded are re-judged, never
         planned anew; new operations are recorded before they are sent; a refused change's record is
         forgotten. ``pin_all`` guards idempotent operations too (a later change of the resource follows).
         """
-        from airflow_provider_prefs.patching.changes import Carried, PlannedChange, carry_out
+        from airflow_provider_prefs.patching.changes import settle
+
+        return settle(
+            self.carry_steps(
+                resource,
+                change,
+                checkpoint=checkpoint,
+                dry_run=dry_run,
+                keep_outcome=keep_outcome,
+                base=base,
+                pin_all=pin_all,
+            )
+        )
+
+    def carry_steps(
+        self,
+        resource: Resource,
+        change: Change,
+        *,
+        checkpoint: Checkpoint | None = None,
+        dry_run: bool = False,
+        keep_outcome: bool = False,
+        base: dict[str, Any] | None = None,
+        pin_all: bool = False,
+    ) -> Generator[PendingRecord, None, Carried]:
+        """:meth:`carry` as steps: yields each record its checkpoint has not stored yet, and sends only
+        once resumed (see :func:`~airflow_provider_prefs.patching.changes.carry_steps`). The bulk runner
+        drives it, so that no thread waits for the store while others could send."""
+        from airflow_provider_prefs.patching.changes import Carried, PlannedChange, carry_steps
         from airflow_provider_prefs.patching.checkpoint import (
             CHANGE_KEY,
             NO_CHECKPOINT,
@@ -468,11 +496,11 @@ class PrefsApiHook(BaseHook):
             )
             return Carried(recorded.model_copy(update={"asset_uri": resource.asset_uri}))
 
-        def keep_intent(planned: PlannedChange) -> None:
-            memory.set(CHANGE_KEY, intent_record(resource, planned))
+        def keep_intent(planned: PlannedChange) -> PendingRecord | None:
+            return memory.set(CHANGE_KEY, intent_record(resource, planned))
 
         try:
-            carried = carry_out(
+            carried = yield from carry_steps(
                 resource,
                 change,
                 recorded=planned_from_intent(record),

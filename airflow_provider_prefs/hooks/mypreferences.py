@@ -271,7 +271,7 @@ class MyPreferencesHook(PrefsApiHook):
             return self.profile(fields[0], alternate_id_type), {"patch": fields[1]}  # type: ignore[arg-type]
 
         return apply_changes(
-            items, resource_of, self.carry, pool_size=self.transport.pool_size, log=self.log, **options
+            items, resource_of, self.carry_steps, pool_size=self.transport.pool_size, log=self.log, **options
         )
 
     def probe(self) -> str:

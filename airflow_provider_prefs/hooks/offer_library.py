@@ -197,7 +197,7 @@ class OfferLibraryHook(PrefsApiHook):
             return self.offer(offer_id), {"patch": patch}
 
         return apply_changes(
-            items, resource_of, self.carry, pool_size=self.transport.pool_size, log=self.log, **options
+            items, resource_of, self.carry_steps, pool_size=self.transport.pool_size, log=self.log, **options
         )
 
     def list_offers(self, *, limit: int = 10, name: str | None = None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """One change to one resource: an explicit patch or a desired state, planned, then previewed or sent exactly once.
 
 Every change (a patch operator, a bulk item, a TaskFlow task calling the hooks' ``change_*``) is
-carried out by :func:`carry_out`, under the checkpoint policy applied by the hook's ``carry``, so
+carried out by :func:`carry_steps`, under the checkpoint policy applied by the hook's ``carry``, so
 "already up to date", dry runs, conflicts and exactly-once sends behave the same everywhere. The
 flow, in the order this module reads:
 
@@ -9,7 +9,10 @@ flow, in the order this module reads:
 2. :func:`sent_change`: preview a dry run, or summarize what :func:`send_exactly_once` sent;
 3. :func:`send_exactly_once`: send the PATCH through the hook's client; after a lost answer, re-read,
    judge (:mod:`.verdicts`) and resend only what a second copy cannot apply twice;
-4. :func:`carry_out`: plan, record, send; plan again when someone else's change broke a guard.
+4. :func:`carry_steps`: plan, record, send; plan again when someone else's change broke a guard.
+   It is a generator that hands each pending record to its driver before sending: :func:`settle`
+   waits for it in the calling thread (one change), the bulk runner parks the change until a shared
+   write stores its record (no thread waits on the store; see :mod:`~airflow_provider_prefs.bulk.write_ahead`).
 
 A 5xx, a reset or a read timeout after a PATCH was sent leaves its fate unknown, and the request may
 even still be held up in the service and land *after* the client re-read the resource. So a patch
@@ -28,9 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import jsonpointer
 
@@ -330,23 +333,28 @@ class Change:
     allow_type_changes: bool = False
 
 
-def carry_out(
+def carry_steps(
     resource: Resource,
     change: Change,
     *,
     recorded: PlannedChange | None = None,
-    record: Callable[[PlannedChange], None] | None = None,
+    record: Callable[[PlannedChange], PendingRecord | None] | None = None,
     base: dict[str, Any] | None = None,
     pin_all: bool = False,
     dry_run: bool = False,
     log: logging.Logger | Any = _log,
-) -> Carried:
+) -> Generator[PendingRecord, None, Carried]:
     """Plan, record and send one change exactly once; plan it again when someone else's change broke its guard.
+
+    A generator: where ``record`` returns a record still being stored, it is yielded, and the change
+    goes on (sends) only when its driver resumes it, which it does once the record is stored, or
+    throws in what the store raised. :func:`settle` drives it in the calling thread.
 
     :param recorded: the operations an earlier try recorded and sent without an answer: they are
         judged on a fresh read and resent only if they did not land (never planned anew first).
     :param record: called with each planned change before it is sent (a task's checkpoint): first
-        the plan, then every plan made again after a conflict.
+        the plan, then every plan made again after a conflict. It returns None once the record is
+        stored, or the :class:`PendingRecord` to wait for.
     :param base: the document as the caller knows it, for guards (see :func:`plan_change`).
     :param pin_all: guard idempotent operations too (a later change of the same resource follows).
 
@@ -372,7 +380,9 @@ def carry_out(
                 )
                 origin = origin if origin is not None else planned.base
                 if record is not None and not planned.unchanged and not dry_run:
-                    record(planned)
+                    pending = record(planned)
+                    if pending is not None:
+                        yield pending
                 carried = sent_change(resource, planned, dry_run=dry_run, desired=is_desired, log=log)
             else:
                 from airflow_provider_prefs.patching.resume import resumed_change
@@ -395,6 +405,35 @@ def carry_out(
         if replans:
             return dataclasses.replace(carried, outcome=carried.outcome.model_copy(update={"replans": replans}))
         return carried
+
+
+class PendingRecord(Protocol):
+    """A change's record, handed to its checkpoint and not stored yet."""
+
+    def wait(self) -> None:
+        """Return once the record is stored; raise what storing it raised."""
+
+
+_Result = TypeVar("_Result")
+
+
+def settle(steps: Generator[PendingRecord, None, _Result]) -> _Result:
+    """Drive ``steps`` (e.g. :func:`carry_steps`) in this thread: wait for each pending record, then go on.
+
+    What waiting raised is thrown into the steps, so a change fails on a lost record exactly as on
+    any other error before its send.
+    """
+    failure: BaseException | None = None
+    while True:
+        try:
+            pending = steps.throw(failure) if failure is not None else steps.send(None)
+        except StopIteration as done:
+            return done.value
+        failure = None
+        try:
+            pending.wait()
+        except Exception as exc:
+            failure = exc
 
 
 def still_applies(

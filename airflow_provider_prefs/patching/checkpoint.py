@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from airflow_provider_prefs.models import ChangeOutcome
-    from airflow_provider_prefs.patching.changes import PlannedChange, Resource
+    from airflow_provider_prefs.patching.changes import PendingRecord, PlannedChange, Resource
 
 _log = logging.getLogger(__name__)
 #: Whether a context without a task state store was already reported (once per process is enough).
@@ -57,8 +57,9 @@ class Checkpoint(Protocol):
     def get(self, key: str, default: Any = None) -> Any:
         """The stored JSON value, or ``default``."""
 
-    def set(self, key: str, value: Any) -> None:
-        """Store a JSON value."""
+    def set(self, key: str, value: Any) -> PendingRecord | None:
+        """Store a JSON value: None once stored, or the :class:`~.changes.PendingRecord` to wait for
+        before relying on it (a bulk item's intent, stored by its run's next shared write)."""
 
     def delete(self, *keys: str) -> None:
         """Forget values now."""
