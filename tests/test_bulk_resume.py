@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_prefs.bulk import runner
 from airflow_provider_prefs.bulk.progress import STATE_KEY, BulkProgress
 from airflow_provider_prefs.bulk.runner import RECORDED_AHEAD
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
@@ -79,10 +80,10 @@ def marks(sandbox: Any) -> list[int]:
     ]
 
 
-def test_a_run_stopped_midway_resumes_without_applying_twice(profiles: Any) -> None:
-    # Intents are written in batches of at most one window (RECORDED_AHEAD items per connection, fewer
-    # than PROFILES at one connection): the run dies at its second write, after the first window was sent.
-    assert RECORDED_AHEAD < PROFILES
+def test_a_run_stopped_midway_resumes_without_applying_twice(profiles: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Intents are written in batches of at most one window (RECORDED_AHEAD items per connection, here
+    # fewer than PROFILES at one connection): the run dies at its second write, after the first window was sent.
+    monkeypatch.setattr(runner, "RECORDED_AHEAD", 8)
     store = FakeStore(crash_after=1)
     hook = MyPreferencesHook()
     with pytest.raises(Crash):

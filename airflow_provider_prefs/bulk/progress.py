@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 STATE_VERSION = 2
 #: Key of the state inside the operator's checkpoint namespace.
 STATE_KEY = "progress"
+#: What the stored state may grow to: Airflow's ``[state_store] max_value_storage_bytes`` defaults to 64 KiB,
+#: above which every write from a worker logs a warning. The intents in flight dominate it, so the runner
+#: keeps no more items in flight than fit (see :meth:`BulkProgress.window`).
+STATE_BYTES_BUDGET = 48 * 1024
+#: Stored bytes of an intent besides its operations (index, digest, JSON punctuation).
+_INTENT_OVERHEAD_BYTES = 40
 _COUNTED = ("applied", "unchanged", "failed")
 #: What a stored state counts: items finished for good (failed ones are redone by the next run).
 _KEPT = ("applied", "unchanged")
@@ -146,6 +152,8 @@ class BulkProgress:
         self._oldest_unwritten = 0.0
         #: Checkpoint writes so far (logged at the end of a run: they should be far fewer than items).
         self.writes = 0
+        #: Average stored size of a recent intent (bytes), measured as intents are registered.
+        self.intent_bytes = 0.0
         self._last_flush = time.monotonic()
         self.flush_interval = flush_interval
         self.resume = Resume.from_json(self._store.get(STATE_KEY)) if self._store else Resume()
@@ -201,11 +209,12 @@ class BulkProgress:
         if self._store is None:
             return None
         try:
-            json.dumps(ops, allow_nan=False)
+            size = len(json.dumps(ops, allow_nan=False)) + _INTENT_OVERHEAD_BYTES
         except (TypeError, ValueError) as exc:
             # Checked here so one bad value fails its own item instead of every later checkpoint write.
             raise InvalidInputError(f"the patch is not valid JSON ({exc}); nothing was sent") from None
         with self._lock:
+            self.intent_bytes = size if not self.intent_bytes else 0.9 * self.intent_bytes + 0.1 * size
             self._inflight[index] = {"d": digest, "ops": ops}
             self._version += 1
             if not self._unwritten:
@@ -213,6 +222,13 @@ class BulkProgress:
             self._unwritten += 1
             self._registered.notify()
             return IntentWrite(self, self._version)
+
+    def window(self, most: int, least: int) -> int:
+        """How many items may be in flight (each with its intent stored): ``most``, fewer when that many
+        intents of the size measured so far would take the stored state over :data:`STATE_BYTES_BUDGET`."""
+        if self._store is None or not self.intent_bytes:
+            return most
+        return max(least, min(most, int(STATE_BYTES_BUDGET // self.intent_bytes)))
 
     def finish(self, index: int, digest: str, status: str, *, held: bool = False) -> None:
         """Item ``index`` is finished (applied, unchanged, dry run or failed); written in batches.

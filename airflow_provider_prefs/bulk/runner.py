@@ -144,7 +144,7 @@ def run_bulk(
         return run_ordered(
             items,
             start,
-            max_pending=2 * threads,
+            max_pending=lambda: 2 * threads,
             lookahead=LOOKAHEAD_PER_THREAD * threads if threads > 1 else 0,
             on_outcome=on_outcome,
             report=report,
@@ -168,7 +168,7 @@ def run_ordered(
     items: Iterable[Any],
     start: Callable[[Any, Callable[[ChangeOutcome | BaseException], None]], None],
     *,
-    max_pending: int,
+    max_pending: Callable[[], int],
     lookahead: int,
     on_outcome: Callable[[ChangeOutcome], None] | None = None,
     report: BulkReport | None = None,
@@ -210,22 +210,23 @@ def run_ordered(
                 record(failed_outcome(f"items (reading stopped after {report.total} item(s))", exc))
                 return
 
-    _OrderedDispatcher(start, record, key_of, dispatch, max_pending=max(1, max_pending), lookahead=lookahead).run(
-        pulled()
-    )
+    _OrderedDispatcher(start, record, key_of, dispatch, max_pending=max_pending, lookahead=lookahead).run(pulled())
     return report
 
 
 #: With a checkpoint, items started (planned, their intents being stored or stored, or on the wire) per
-#: connection: while some are on the wire, the intents of the next ones are stored in one write. A
-#: resumed try re-judges at most this many items per ``max_concurrency`` (256 at the default 8).
-RECORDED_AHEAD = 32
+#: connection: while some are on the wire, the intents of the next ones are stored in one write, and a
+#: write covers about half of them, so this sets how many writes a run makes (~4 per 1,000 items at 8
+#: connections). Fewer when the intents are large: the stored state stays under
+#: :data:`~.progress.STATE_BYTES_BUDGET`. A resumed try re-judges at most this many items per
+#: ``max_concurrency`` (512 at the default 8).
+RECORDED_AHEAD = 64
 
-#: A checkpoint write waits to gather this many intents per connection (three quarters of a window), unless
-#: the items stored and waiting to be sent run low (:data:`WRITE_LOW_WATER_PER_CONNECTION`) or
-#: WRITE_GATHER_SECONDS passed: each write costs the execution API and the metadata database ~10-30 ms of
-#: CPU, so at ~1,000 PATCH/s a write per 200 items keeps that under 15 % of the send rate.
-WRITE_BATCH_PER_CONNECTION = 24
+#: A checkpoint write waits to gather this many intents per connection, unless the items stored and
+#: waiting to be sent run low (:data:`WRITE_LOW_WATER_PER_CONNECTION`, the usual trigger) or
+#: WRITE_GATHER_SECONDS passed: each write costs the execution API and the metadata database ~10-30 ms
+#: of CPU, so at ~1,000 PATCH/s a write per ~200 items keeps that under a few percent of the run.
+WRITE_BATCH_PER_CONNECTION = 32
 
 #: Stored items waiting for a connection, per connection, below which the next write starts at once: enough
 #: to keep every connection busy through a store round trip of ~25 ms at ~1,000 PATCH/s.
@@ -255,12 +256,12 @@ class _OrderedDispatcher:
         key_of: Callable[[Any], Hashable | None],
         dispatch: Callable[[Any, bool], Any] | None,
         *,
-        max_pending: int,
+        max_pending: Callable[[], int],
         lookahead: int,
     ) -> None:
         self.start, self.record, self.key_of, self.dispatch = start, record, key_of, dispatch
         self.max_pending = max_pending
-        self.window = max_window(max_pending)
+        self.window = max_window(max_pending())
         self.lookahead = lookahead
         self.buffer: deque[tuple[int, Any, Hashable | None]] = deque()
         self.waiting: dict[Hashable, deque[tuple[int, Any]]] = {}
@@ -297,7 +298,7 @@ class _OrderedDispatcher:
                 reading_blocked = exhausted or not self._window_open(sequence)
                 if (
                     self.buffer
-                    and len(self.pending) < self.max_pending
+                    and len(self.pending) < max(1, self.max_pending())
                     and (len(self.buffer) > self.lookahead or reading_blocked)
                 ):
                     seq, item, key = self.buffer.popleft()
@@ -470,7 +471,7 @@ def apply_changes(
             report = run_ordered(
                 with_resources(numbered(items, progress, report), resource_of),
                 start,
-                max_pending=in_flight,
+                max_pending=lambda: progress.window(in_flight, 2 * max_concurrency),
                 lookahead=LOOKAHEAD_PER_THREAD * in_flight if max_concurrency > 1 else 0,
                 report=report,
                 label=lambda work: work.label,
