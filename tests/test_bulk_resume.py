@@ -6,14 +6,16 @@ stops it exactly where a SIGKILL would: after an intent was stored, before or af
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import time
 from typing import Any
 
 import pytest
 
 from airflow_provider_prefs.bulk import runner
-from airflow_provider_prefs.bulk.progress import STATE_KEY, BulkProgress
+from airflow_provider_prefs.bulk.progress import STATE_BYTES_BUDGET, STATE_KEY, BulkProgress, Resume
 from airflow_provider_prefs.bulk.runner import RECORDED_AHEAD
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.patching.checkpoint import MemoryCheckpoint
@@ -91,7 +93,8 @@ def test_a_run_stopped_midway_resumes_without_applying_twice(profiles: Any, monk
     first = [e for e in profiles.state.journal() if e["route"] == "profile.patch"]
     assert 0 < len(first) < PROFILES
     state = store.get(STATE_KEY)
-    assert state["inflight"], state  # intents were stored before their sends
+    stored = Resume.from_json(state)
+    assert stored.inflight, state  # intents were stored before their sends
 
     store.crash_after = None
     report = MyPreferencesHook().bulk_patch_profiles(
@@ -99,7 +102,7 @@ def test_a_run_stopped_midway_resumes_without_applying_twice(profiles: Any, monk
     )
     assert marks(profiles) == [1] * PROFILES
     assert (report.total, report.applied, report.failed) == (PROFILES, PROFILES, 0), report
-    assert report.resumed == len(state["inflight"]) and report.skipped == state["next"] + len(state["finished"])
+    assert report.resumed == len(stored.inflight) and report.skipped == state["next"] + len(state["finished"])
     assert report.skipped <= len(first) and report.resumed <= RECORDED_AHEAD * 4  # at most one window in flight
 
 
@@ -116,6 +119,34 @@ def test_progress_state_stays_small_for_many_items() -> None:
     state = store.get(STATE_KEY)
     assert state["next"] == 51_200 and state["counts"]["applied"] == 51_200
     assert store.largest < 4_000, store.largest
+
+
+def test_intents_are_stored_packed_and_a_version_2_state_still_resumes() -> None:
+    ops = [{"op": "replace", "path": "/CustomerType", "value": "Retail"}]
+    store = FakeStore()
+    progress = BulkProgress(store)
+    for index in range(3):
+        progress.begin(index, f"{index:016x}", ops)
+    state = store.get(STATE_KEY)
+    assert state["v"] == 3 and "inflight" not in state and isinstance(state["intents"], str)
+    assert Resume.from_json(state).inflight == {i: (f"{i:016x}", ops) for i in range(3)}
+    older = {**state, "v": 2, "inflight": {"1": {"d": "d1", "ops": ops}}}
+    del older["intents"]
+    assert Resume.from_json(older).inflight == {1: ("d1", ops)}
+
+
+def test_the_window_shrinks_so_large_intents_keep_the_state_under_its_budget() -> None:
+    store = FakeStore()
+    progress = BulkProgress(store)
+    assert progress.window(512, 16) == 512  # nothing measured yet
+    for index in range(64):  # intents that compress badly: ~2.7 KB each even packed
+        noise = base64.b64encode(os.urandom(2_000)).decode()
+        progress.register(index, f"{index:016x}", [{"op": "replace", "path": "/Note", "value": noise}])
+    progress.flush()
+    window = progress.window(512, 16)
+    assert 16 <= window < 32, window
+    assert store.largest < 64 * window * 2_800 / 16  # one write of 64 such intents
+    assert window * progress.intent_bytes <= STATE_BYTES_BUDGET
 
 
 def test_resuming_over_different_items_is_refused(profiles: Any) -> None:

@@ -8,8 +8,10 @@ which sends them. So the pool needs no more threads than connections, the store'
 the sends of items stored earlier, and each write covers as many intents as piled up meanwhile
 instead of the few that threads blocked on it could register.
 
-When to write: once the items stored and waiting for a thread run low (``low_water``), or
-``batch`` intents are parked, or the oldest has waited ``max_wait``. Fewer, larger writes matter:
+When to write: once the items stored and waiting for a thread run low, or ``batch`` intents are
+parked, or the oldest has waited ``max_wait``. "Low" is ``low_water``, or more: half again as many as
+the threads took while the last write was on its way, so the next write lands before they run dry
+however slow the store is. Fewer, larger writes matter:
 each one costs the execution API and the metadata database CPU, often on the machine that sends.
 """
 
@@ -48,6 +50,8 @@ class WriteAhead(Generic[_Item]):
         self._oldest = 0.0
         #: Items a write covered, handed back to the pool, and not yet taken by a thread.
         self._ready = 0
+        #: Items the threads took while the last write was on its way.
+        self._taken_during_write = 0
         self._closed = False
         #: Writes this writer made (a run's write count also includes its final flush).
         self.writes = 0
@@ -66,7 +70,7 @@ class WriteAhead(Generic[_Item]):
         """A thread took up an item this writer resumed."""
         with self._changed:
             self._ready -= 1
-            if self._ready < self.low_water and self._parked:
+            if self._ready < max(self.low_water, self._taken_during_write * 3 // 2) and self._parked:
                 self._changed.notify()
 
     def close(self) -> None:
@@ -80,7 +84,7 @@ class WriteAhead(Generic[_Item]):
         return (
             self._closed
             or len(self._parked) >= self.batch
-            or self._ready < self.low_water
+            or self._ready < max(self.low_water, self._taken_during_write * 3 // 2)
             or time.monotonic() - self._oldest >= self.max_wait
         )
 
@@ -94,7 +98,7 @@ class WriteAhead(Generic[_Item]):
                 while not self._due():
                     self._changed.wait(max(0.0, self._oldest + self.max_wait - time.monotonic()))
                 parked, self._parked = self._parked, []
-                self._ready += len(parked)
+                ready_before = self._ready
             error: BaseException | None = None
             try:
                 # One write stores every intent registered up to the newest parked one (and any later).
@@ -102,6 +106,9 @@ class WriteAhead(Generic[_Item]):
                 self.writes += 1
             except BaseException as exc:  # the items it was to store fail (or the run stops) with it
                 error = exc
+            with self._changed:
+                self._taken_during_write = ready_before - self._ready
+                self._ready += len(parked)
             for pending, item in parked:
                 if error is not None:
                     pending.lost()
