@@ -15,13 +15,14 @@ A chain of item digests guards against resuming over different items (a re-rende
 edited file): the resumed run recomputes it while skipping and refuses to continue if it differs.
 Items to plan anew are left out of the chain, so fixing a refused item's data is allowed.
 
-Writes are batched: intents are group-committed (every sender waits until a write containing its
-intent is stored, and one write covers every intent registered meanwhile); finished items are
-folded into the next write, and written on their own at most once per ``flush_interval`` and at the
-end. Each write is a round trip through Airflow's execution API (~15 ms idle, far more under load)
-while a PATCH to a nearby service takes a few, so the runner keeps more items planned than it sends
-at once (see :data:`~airflow_provider_prefs.bulk.runner.RECORDED_AHEAD`): while one window of items
-is on the wire, the intents of the next are being written, and a sender rarely waits for the store.
+Writes are batched: one write stores every intent registered since the last (the bulk runner parks
+the items meanwhile, holding no thread: see :mod:`~airflow_provider_prefs.bulk.write_ahead`; a
+caller that waits instead, :meth:`BulkProgress.begin`, is group-committed with the others); finished
+items are folded into the next write, and written on their own at most once per ``flush_interval``
+and at the end. Each write is a round trip through Airflow's execution API (~15 ms idle, far more
+under load) while a PATCH to a nearby service takes a few, so the runner keeps a window of items in
+progress (see :data:`~airflow_provider_prefs.bulk.runner.RECORDED_AHEAD`): while part of it is on the
+wire, the intents of the rest are being written, and a sender rarely waits for the store.
 """
 
 from __future__ import annotations

@@ -464,7 +464,7 @@ def apply_changes(
         writer.park(cast("IntentWrite", pending), carrying)
 
     def start(work: BulkItem, finish: Callable[[ChangeOutcome | BaseException], None]) -> None:
-        workers.submit(advance, _Carrying(work, finish), None)
+        workers.submit(advance, _Carrying(work, finish), None, first=True)
 
     try:
         with frozen_heap():

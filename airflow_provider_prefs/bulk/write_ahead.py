@@ -10,7 +10,7 @@ instead of the few that threads blocked on it could register.
 
 When to write: once the items stored and waiting for a thread run low, or ``batch`` intents are
 parked, or the oldest has waited ``max_wait``. "Low" is ``low_water``, or more: half again as many as
-the threads took while the last write was on its way, so the next write lands before they run dry
+the threads send during one write at the measured rate, so the next write lands before they run dry
 however slow the store is. Fewer, larger writes matter:
 each one costs the execution API and the metadata database CPU, often on the machine that sends.
 """
@@ -50,9 +50,14 @@ class WriteAhead(Generic[_Item]):
         self._oldest = 0.0
         #: Items a write covered, handed back to the pool, and not yet taken by a thread.
         self._ready = 0
-        #: Items the threads took while the last write was on its way.
-        self._taken_during_write = 0
+        #: Items taken by the threads so far, and when the last write began (with the count then): the send rate.
+        self._taken = 0
+        self._last_start, self._taken_at_last_start = time.monotonic(), 0
+        #: How many items the threads take during one write, at the last measured rate and write time.
+        self._taken_per_write = 0.0
         self._closed = False
+        #: The writer was woken because the ready items ran low (once per write: each wake-up costs the GIL).
+        self._woken_low = False
         #: Writes this writer made (a run's write count also includes its final flush).
         self.writes = 0
         self._thread = threading.Thread(target=self._run, name="prefs-bulk-writer", daemon=True)
@@ -64,13 +69,18 @@ class WriteAhead(Generic[_Item]):
             if not self._parked:
                 self._oldest = time.monotonic()
             self._parked.append((pending, item))
-            self._changed.notify()
+            # Wake the writer only where this park can make a write due: the first (it may be idle, or the
+            # ready items may have run low already) and the one that completes a batch.
+            if len(self._parked) == 1 or len(self._parked) == self.batch:
+                self._changed.notify()
 
     def taken(self) -> None:
         """A thread took up an item this writer resumed."""
         with self._changed:
             self._ready -= 1
-            if self._ready < max(self.low_water, self._taken_during_write * 3 // 2) and self._parked:
+            self._taken += 1
+            if self._parked and not self._woken_low and self._ready < self._low():
+                self._woken_low = True
                 self._changed.notify()
 
     def close(self) -> None:
@@ -84,9 +94,12 @@ class WriteAhead(Generic[_Item]):
         return (
             self._closed
             or len(self._parked) >= self.batch
-            or self._ready < max(self.low_water, self._taken_during_write * 3 // 2)
+            or self._ready < self._low()
             or time.monotonic() - self._oldest >= self.max_wait
         )
+
+    def _low(self) -> int:
+        return max(self.low_water, int(self._taken_per_write * 1.5))
 
     def _run(self) -> None:
         while True:
@@ -98,7 +111,10 @@ class WriteAhead(Generic[_Item]):
                 while not self._due():
                     self._changed.wait(max(0.0, self._oldest + self.max_wait - time.monotonic()))
                 parked, self._parked = self._parked, []
-                ready_before = self._ready
+                self._woken_low = False
+                began = time.monotonic()
+                rate = (self._taken - self._taken_at_last_start) / max(began - self._last_start, 1e-3)
+                self._last_start, self._taken_at_last_start = began, self._taken
             error: BaseException | None = None
             try:
                 # One write stores every intent registered up to the newest parked one (and any later).
@@ -107,7 +123,7 @@ class WriteAhead(Generic[_Item]):
             except BaseException as exc:  # the items it was to store fail (or the run stops) with it
                 error = exc
             with self._changed:
-                self._taken_during_write = ready_before - self._ready
+                self._taken_per_write = rate * (time.monotonic() - began)
                 self._ready += len(parked)
             for pending, item in parked:
                 if error is not None:
