@@ -32,6 +32,7 @@ from airflow_provider_prefs.errors import OutcomeUnknownError, redact_url, short
 from airflow_provider_prefs.jsonvalue import encode_json
 from airflow_provider_prefs.transport.answers import check_shape, expected_of, parse_json
 from airflow_provider_prefs.transport.auth import ClientCredentials, TokenAnswer, TokenProvider
+from airflow_provider_prefs.transport.build import RequestBuilder
 from airflow_provider_prefs.transport.redact import SHAPES_ONLY, Redactor
 from airflow_provider_prefs.transport.retry import Attempts, BackoffGate, parse_retry_after
 from airflow_provider_prefs.transport.settings import TransportSettings
@@ -451,6 +452,7 @@ class ClientBase:
             limits=httpx.Limits(max_connections=settings.pool_size, max_keepalive_connections=settings.pool_size),
             proxy=proxy,  # the connection's own; None: HTTP(S)_PROXY, ALL_PROXY, NO_PROXY
         )
+        self.builder = RequestBuilder(self.http)
 
     def fetch_token(self, creds: ClientCredentials) -> Any:
         """POST a client-credentials token request (safe to resend: it changes nothing); async: awaitable."""
@@ -502,9 +504,13 @@ class ClientBase:
         body = None  # encoded once, and refused before sending when over max_request_bytes
         if request.json_body is not None:
             body = encode_json(request.json_body, limit=self.settings.max_request_bytes, what=request.action)
-        content_type = {"Content-Type": "application/json"} if body is not None else None
-        http = self.http.build_request(
-            request.method, request.url, params=request.params, content=body, data=request.form, headers=content_type
+        http = self.builder.build(
+            request.method,
+            request.url,
+            params=request.params,
+            content=body,
+            content_type="application/json" if body is not None else None,
+            form=request.form,
         )
         auth = self.auth if request.authenticated else None
         attempts, refreshed = Attempts(self.settings), False
