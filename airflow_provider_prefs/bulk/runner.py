@@ -393,7 +393,7 @@ def apply_changes(
     ops even where it is idempotent, so that a late copy of it can never land over the later one;
     its guards come from the document the previous change of that resource left, when known. A
     change refused because someone changed the resource first is planned again (see
-    :func:`~airflow_provider_prefs.patching.changes.carry_out`) and counted in ``replanned``.
+    :func:`~airflow_provider_prefs.patching.changes.carry_steps`) and counted in ``replanned``.
 
     :param progress: the run's checkpoint (see :mod:`airflow_provider_prefs.bulk.progress`): items
         an earlier try finished are skipped, items it left in flight are re-judged and their
@@ -484,11 +484,7 @@ def apply_changes(
         workers.close()
     progress.flush()
     if progress.enabled:
-        log.info(
-            "checkpoint: %d write(s) for %d item(s) sent",
-            writer.writes + 1,
-            report.total - report.skipped,
-        )
+        log.info("checkpoint: %d write(s) for %d item(s) sent", progress.writes, report.total - report.skipped)
     return report
 
 

@@ -43,7 +43,7 @@ def resumed_change(
         return Carried(resource.summarize(outcome, current), current)
     failed = broken_guard(planned.ops, current)
     if failed is not None and (verdict is Verdict.NOT_APPLIED or desired):
-        # Its guard no longer holds, so no copy of it can land: plan the change again (see carry_out).
+        # Its guard no longer holds, so no copy of it can land: plan the change again (see carry_steps).
         raise ConcurrentModificationError(
             f"{resource.target}: an earlier try of this task sent a patch and got no answer; it did not land and "
             f"its test of {failed['path']} no longer holds",
