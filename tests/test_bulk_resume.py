@@ -106,6 +106,44 @@ def test_a_run_stopped_midway_resumes_without_applying_twice(profiles: Any, monk
     assert report.skipped <= len(first) and report.resumed <= RECORDED_AHEAD * 4  # at most one window in flight
 
 
+class FailingStore(FakeStore):
+    """A store whose ``fail_from``-th write fails (an execution API answering 500 once); the others work."""
+
+    def __init__(self, fail_from: int) -> None:
+        super().__init__()
+        self.fail_from, self.failed = fail_from, 0
+
+    def set(self, key: str, value: Any) -> None:
+        if self.writes == self.fail_from and not self.failed:
+            self.failed += 1
+            raise RuntimeError("execution API: 500 Internal Server Error")
+        super().set(key, value)
+
+
+def test_a_failed_checkpoint_write_sends_none_of_its_items_and_the_next_run_sends_them_once(
+    profiles: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items whose intents a failed write was to store are never sent (their intent is not durable): they
+    fail this run, and the next run of the task instance plans and sends them, each exactly once."""
+    monkeypatch.setattr(runner, "RECORDED_AHEAD", 8)  # several writes over PROFILES items at one connection
+    store = FailingStore(fail_from=1)
+    first = MyPreferencesHook().bulk_patch_profiles(
+        items(), alternate_id_type="Email", max_concurrency=1, progress=BulkProgress(store)
+    )
+    sent = len([e for e in profiles.state.journal() if e["route"] == "profile.patch"])
+    assert 0 < first.applied < PROFILES and first.applied + first.failed == PROFILES, first
+    assert sent == first.applied  # not one PATCH of an item whose intent was not stored
+    assert all("500 Internal Server Error" in (f.error or "") for f in first.failures), first.failures
+    assert sum(marks(profiles)) == first.applied
+
+    assert store.failed == 1
+    second = MyPreferencesHook().bulk_patch_profiles(
+        items(), alternate_id_type="Email", max_concurrency=1, progress=BulkProgress(store)
+    )
+    assert marks(profiles) == [1] * PROFILES  # every item once: the failed ones sent now, none twice
+    assert second.failed == 0 and second.retried == first.failed, second
+
+
 def test_progress_state_stays_small_for_many_items() -> None:
     store = FakeStore()
     progress = BulkProgress(store, flush_interval=0)
