@@ -291,10 +291,10 @@ class BulkProgress:
             self._write_through(version, gather=False)
 
     def flush(self) -> None:
-        """Store everything recorded so far (at the end of a run)."""
+        """Store everything recorded so far (at the end of a run), without waiting to gather more."""
         with self._lock:
             version = self._version
-        self._write_through(version)
+        self._write_through(version, gather=False)
 
     def _write_through(self, version: int, *, gather: bool = True) -> None:
         """Group commit: make sure a write containing ``version`` is stored (one write serves many).
@@ -321,12 +321,11 @@ class BulkProgress:
         try:
             intents = snapshot.pop("inflight")
             snapshot["intents"] = pack_intents(intents)
-            if len(intents) >= 8:
-                per_intent = (len(snapshot["intents"]) + _INTENT_OVERHEAD_BYTES) / len(intents)
+            if len(intents) >= 8:  # the window is sized on what an intent takes packed, once measured on a few
+                per_intent = len(snapshot["intents"]) / len(intents)
                 with self._lock:
-                    self.intent_bytes = (
-                        per_intent if not self._packed_measured else (self.intent_bytes + per_intent) / 2
-                    )
+                    measured = self._packed_measured
+                    self.intent_bytes = (self.intent_bytes + per_intent) / 2 if measured else per_intent
                     self._packed_measured = True
             self._store.set(STATE_KEY, snapshot)
             stored = True

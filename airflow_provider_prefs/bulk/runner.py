@@ -428,7 +428,6 @@ def apply_changes(
     # thread (see .write_ahead), so with a checkpoint more items are started than sent at once, and the
     # store's latency overlaps the network instead of gating it.
     in_flight = RECORDED_AHEAD * max_concurrency if progress.enabled else 2 * max_concurrency
-    progress.batch, progress.batch_wait = WRITE_BATCH_PER_CONNECTION * max_concurrency, WRITE_GATHER_SECONDS
 
     workers = Workers(max_concurrency)
     writer: WriteAhead[_Carrying] = WriteAhead(

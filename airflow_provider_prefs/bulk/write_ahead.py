@@ -58,8 +58,6 @@ class WriteAhead(Generic[_Item]):
         self._closed = False
         #: The writer was woken because the ready items ran low (once per write: each wake-up costs the GIL).
         self._woken_low = False
-        #: Writes this writer made (a run's write count also includes its final flush).
-        self.writes = 0
         self._thread = threading.Thread(target=self._run, name="prefs-bulk-writer", daemon=True)
         self._thread.start()
 
@@ -119,7 +117,6 @@ class WriteAhead(Generic[_Item]):
             try:
                 # One write stores every intent registered up to the newest parked one (and any later).
                 max(parked, key=lambda entry: entry[0].version)[0].write()
-                self.writes += 1
             except BaseException as exc:  # the items it was to store fail (or the run stops) with it
                 error = exc
             with self._changed:
