@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from functools import cached_property
 from typing import Any
@@ -14,6 +15,7 @@ from conftest import journal
 from airflow_provider_prefs.hooks.mypreferences import MyPreferencesHook
 from airflow_provider_prefs.hooks.offer_library import OfferLibraryHook
 from airflow_provider_prefs.operators import FallbackOfferPatchOperator, ProfilePatchOperator
+from airflow_provider_prefs.patching.changes import MAX_REPLANS
 
 ADA: dict[str, Any] = {"alternate_id": "Ada@Example.com", "alternate_id_type": "Email"}
 
@@ -125,13 +127,13 @@ class RacingOfferHook(OfferLibraryHook):
 
     def offer(self, offer_id: str) -> Any:
         resource = super().offer(offer_id)
-        names = iter(f"Theirs {n}" for n in range(100))
+        names = itertools.count()
 
         def read_then_race() -> dict[str, Any]:
             current = resource.read()
             if self.renames:
                 self.renames -= 1
-                rename = [{"op": "replace", "path": "/name", "value": next(names)}]
+                rename = [{"op": "replace", "path": "/name", "value": f"Theirs {next(names)}"}]
                 OfferLibraryHook().change_offer(offer_id, patch=rename)
             return current
 
@@ -161,8 +163,10 @@ def test_a_desired_state_is_planned_again_after_a_concurrent_change(connections:
 
 def test_a_resource_that_keeps_changing_fails_after_bounded_replans(connections: Any) -> None:
     op = RacingOfferOperator(task_id="race", offer_id="fallbackOffer1234", desired={"name": "Ours"})
-    op.renames = 100
-    with pytest.raises(AirflowFailException, match=r"changed since the patch was planned.*planned 21 times"):
+    op.renames = MAX_REPLANS + 10
+    with pytest.raises(
+        AirflowFailException, match=rf"changed since the patch was planned.*planned {MAX_REPLANS + 1} times"
+    ):
         op.execute({})
     assert connections.state.offer("dev", "fallbackOffer1234")["name"].startswith("Theirs")
 
