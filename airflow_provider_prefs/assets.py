@@ -11,6 +11,7 @@ handlers on every URI of these schemes, and OpenLineage the ``convert_*`` conver
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
@@ -33,6 +34,7 @@ def offer_asset_uri(ims_org_id: str, sandbox_name: str, offer_id: str) -> str:
     return f"{OFFER_SCHEME}://{_segment(ims_org_id)}/{_segment(sandbox_name)}/{_segment(offer_id)}"
 
 
+@lru_cache(maxsize=256)  # per account and id type, asked for by every profile of a bulk run
 def profiles_asset_uri(client_id: str, alternate_id_type: str) -> str:
     """The URI of the profiles of one MyPreferences account, addressed by one alternate id type."""
     return f"{PROFILE_SCHEME}://{_segment(client_id)}/{_segment(alternate_id_type.lower())}"

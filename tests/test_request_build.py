@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
-from airflow_provider_prefs.transport.build import RequestBuilder
+from airflow_provider_prefs.transport.build import RequestBuilder, _with_query
 
 HEADERS = {"User-Agent": "airflow-provider-prefs", "x-api-key": "key", "x-sandbox-name": "prod"}
 
 
 def same(left: httpx.Request, right: httpx.Request) -> None:
     assert (left.method, str(left.url), left.url.raw_path) == (right.method, str(right.url), right.url.raw_path)
+    assert (left.url, left.url.params, left.url.query) == (right.url, right.url.params, right.url.query)
     assert left.headers.multi_items() == right.headers.multi_items()
     assert left.read() == right.read()
     assert left.extensions == right.extensions
@@ -85,3 +87,11 @@ def test_headers_set_on_one_request_do_not_leak_into_the_next() -> None:
     first.headers["Authorization"] = "Bearer secret-token"
     second = builder.build("GET", "https://host.example/p", params=None, content=None, content_type=None, form=None)
     assert "Authorization" not in second.headers
+
+
+def test_a_url_without_httpx_parsed_form_gets_its_query_through_the_public_constructor() -> None:
+    # What another httpx version that keeps its parsed URL differently would hand the builder.
+    base = SimpleNamespace(scheme="https", host="host.example", port=8443, raw_path=b"/p")
+    url = _with_query(base, "a=b%40c&d=e+f")  # type: ignore[arg-type]
+    assert url == httpx.URL("https://host.example:8443/p?a=b%40c&d=e+f")
+    assert url.params == httpx.QueryParams({"a": "b@c", "d": "e f"})

@@ -383,11 +383,11 @@ class PrefsApiHook(BaseHook):
         from airflow_provider_prefs.patching.changes import Resource
 
         client = self.client
-        read_request = described.request("GET")
         return Resource(
             target=described.target,
             rules=self.patch_rules,
-            read=lambda: dict(client.send(read_request)),
+            # Built when read: most bulk items are never read (an idempotent patch needs no guard).
+            read=lambda: dict(client.send(described.request("GET"))),
             patch_request=lambda ops: described.request("PATCH", ops),
             send=client.send,
             summarize=described.summarize,

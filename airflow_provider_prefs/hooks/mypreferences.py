@@ -7,7 +7,7 @@ import json
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -68,6 +68,13 @@ def environment_url(extras: ConnectionExtras) -> str:
             "(or set the Host field to the full base URL)"
         )
     return url
+
+
+@lru_cache(maxsize=64)
+def _profiles_url(base_url: str, profile_path: str, client_id: str) -> str:
+    # Once per account, not per profile: a bulk run addresses thousands of profiles of one account.
+    path = profile_path.format(client_id=quote(client_id, safe=""))
+    return f"{base_url}/{path.lstrip('/')}"
 
 
 class MyPreferencesSettings(BaseModel):
@@ -173,23 +180,23 @@ class MyPreferencesSettings(BaseModel):
     @property
     def profiles_url(self) -> str:
         """The profile collection URL for this account."""
-        path = self.profile_path.format(client_id=quote(self.client_id, safe=""))
-        return f"{self.base_url}/{path.lstrip('/')}"
+        return _profiles_url(self.base_url, self.profile_path, self.client_id)
 
     def describe_profile(self, alternate_id: str, alternate_id_type: str) -> ResourceDescription:
         """The one place that knows how a profile is addressed (used by both hooks) and summarized."""
         require_id(alternate_id, "alternate_id")
         require_id(alternate_id_type, "alternate_id_type")
         target = f"profile {shorten(alternate_id_type)}:{quoted(alternate_id)}"
+        url = self.profiles_url
         return ResourceDescription(
             target=target,
-            url=self.profiles_url,
+            url=url,
             params={"alternateId": alternate_id, "alternateIdType": alternate_id_type},
             summarize=lambda outcome, doc: outcome.model_copy(update={"profile": profile_summary(doc, target)}),
             # The account and id type only: the alternate id itself is personal data.
             asset_uri=profiles_asset_uri(self.client_id, alternate_id_type),
             # MyPreferences matches alternateId and alternateIdType case-insensitively.
-            key=("mypreferences", self.profiles_url, alternate_id_type.casefold(), alternate_id.casefold()),
+            key=("mypreferences", url, alternate_id_type.casefold(), alternate_id.casefold()),
             answer=ProfileSummary,
         )
 

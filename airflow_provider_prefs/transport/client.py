@@ -489,7 +489,10 @@ class ClientBase:
         if request.expects is None and not outcome.body.strip():
             return None
         expected = expected_of(request.expects) if request.expects is not None else "a JSON answer"
-        content_type = httpx.Headers(outcome.headers).get("Content-Type", "")
+        headers = outcome.headers  # the response's own (case-insensitive) headers, or a plain mapping in tests
+        content_type = (headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)).get(
+            "Content-Type", ""
+        )
         try:
             value = parse_json(outcome.body, content_type, expected, self.redact)
             if request.expects is not None:
