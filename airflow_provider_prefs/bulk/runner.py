@@ -19,6 +19,7 @@ import gc
 import logging
 import queue
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -316,6 +317,10 @@ class _OrderedDispatcher:
                     return
                 continue
             done = [self.done.get()]
+            if len(self.pending) >= max(8, self.max_pending() // 2):
+                # Many started items still queue for the threads, so nothing waits on this thread: let more
+                # finish before taking them all at once (each wake-up costs the sending core a GIL hand-off).
+                time.sleep(GATHER_FINISHED_SECONDS)
             while not self.done.empty():
                 done.append(self.done.get_nowait())
             for seq, result in sorted(done, key=lambda entry: entry[0]):  # in input order, where there is a choice
@@ -357,6 +362,12 @@ class _OrderedDispatcher:
 
 
 _END = object()
+
+#: How long the dispatcher lets finished items pile up before taking them, while at least half its
+#: window is started (never while few are, e.g. a feed of one customer, whose items go one at a time).
+#: Measured outside Airflow (6,000 items, checkpoints on, two interleaved runs of 3 rounds each): CPU per
+#: item 612 and 595 us without it, 567 and 582 us with it.
+GATHER_FINISHED_SECONDS = 0.002
 
 
 class BulkOptions(TypedDict, total=False):
