@@ -64,10 +64,14 @@ class ItemsChangedError(InvalidInputError):
     """The items differ from those an earlier try of this task instance checkpointed."""
 
 
+#: What ``json.dumps(sort_keys=True, separators=(",", ":"), allow_nan=False)`` builds on every call, once.
+_DIGEST_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def item_digest(item: Any) -> str:
     """A short, stable fingerprint of one input item (also of items that are not JSON)."""
     try:
-        text = json.dumps(item, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        text = _DIGEST_ENCODER.encode(item)
     except (TypeError, ValueError):
         text = repr(item)
     return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
@@ -234,13 +238,16 @@ class BulkProgress:
         the returned :class:`IntentWrite` says when they are stored (None without a store)."""
         if self._store is None:
             return None
-        try:
-            size = len(json.dumps(ops, allow_nan=False)) + _INTENT_OVERHEAD_BYTES
-        except (TypeError, ValueError) as exc:
-            # Checked here so one bad value fails its own item instead of every later checkpoint write.
-            raise InvalidInputError(f"the patch is not valid JSON ({exc}); nothing was sent") from None
+        size = 0
+        if not self._packed_measured:  # afterwards the size comes from the writes, packed
+            try:
+                size = len(json.dumps(ops, allow_nan=False)) + _INTENT_OVERHEAD_BYTES
+            except (TypeError, ValueError) as exc:
+                # Planned operations were encoded already; this guards any other caller, so one bad value
+                # fails its own item instead of every later checkpoint write.
+                raise InvalidInputError(f"the patch is not valid JSON ({exc}); nothing was sent") from None
         with self._lock:
-            if not self._packed_measured:
+            if size and not self._packed_measured:
                 self.intent_bytes = size if not self.intent_bytes else 0.9 * self.intent_bytes + 0.1 * size
             self._inflight[index] = {"d": digest, "ops": ops}
             self._version += 1
