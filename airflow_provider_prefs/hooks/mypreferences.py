@@ -15,7 +15,6 @@ from airflow.sdk import BaseHook
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from airflow_provider_prefs.assets import profiles_asset_uri
-from airflow_provider_prefs.bulk.runner import apply_changes, item_tuple
 from airflow_provider_prefs.errors import ConfigurationError, NotFoundError, PrefsError, quoted, shorten
 from airflow_provider_prefs.hooks.base import (
     ChangeOptions,
@@ -267,6 +266,9 @@ class MyPreferencesHook(PrefsApiHook):
             and record into, ``on_outcome``), see :func:`~airflow_provider_prefs.bulk.runner.apply_changes`.
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
+
+        # Imported here: a single-change task (most mapped tasks) never loads the bulk runner (~10 ms per process).
+        from airflow_provider_prefs.bulk.runner import apply_changes, item_tuple
 
         def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
             if isinstance(item, dict):

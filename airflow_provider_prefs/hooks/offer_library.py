@@ -10,7 +10,6 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from airflow_provider_prefs.assets import offer_asset_uri
-from airflow_provider_prefs.bulk.runner import apply_changes, item_tuple
 from airflow_provider_prefs.errors import quoted
 from airflow_provider_prefs.hooks.base import (
     ChangeOptions,
@@ -189,6 +188,9 @@ class OfferLibraryHook(PrefsApiHook):
             and record into, ``on_outcome``), see :func:`~airflow_provider_prefs.bulk.runner.apply_changes`.
         :return: counts of applied / unchanged / failed, with the failures' reasons.
         """
+
+        # Imported here: a single-change task (most mapped tasks) never loads the bulk runner (~10 ms per process).
+        from airflow_provider_prefs.bulk.runner import apply_changes, item_tuple
 
         def resource_of(item: Any) -> tuple[Resource, dict[str, Any]]:
             if isinstance(item, dict):
