@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,27 +98,99 @@ def test_hooks_share_one_tls_context_per_setting(tmp_path: Path, monkeypatch: py
     """Loading a CA store costs ~20 ms: a new client (one per task) reuses the process's; a replaced bundle does not."""
     import os
 
-    import httpx
-
     from airflow_provider_prefs.sandbox.tls import self_signed_cert
     from airflow_provider_prefs.transport import client, trust
     from airflow_provider_prefs.transport.settings import TransportSettings
 
     made: list[object] = []
-    original = httpx.create_ssl_context
+    original = trust.tls_context.__wrapped__
+    for name in trust.CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        made.append(args)
-        return original(*args, **kwargs)
+    @functools.lru_cache(maxsize=16)
+    def counted(path: str | None, changed: int) -> Any:
+        made.append(path)
+        return original(path, changed)
 
-    monkeypatch.setattr(httpx, "create_ssl_context", counted)
-    trust.tls_context.cache_clear()
+    monkeypatch.setattr(trust, "tls_context", counted)
     cert, _ = self_signed_cert(tmp_path)
+    contexts = set()
     for _ in range(3):
-        client.ApiClient(TransportSettings()).close()
-        client.ApiClient(TransportSettings(ca_bundle=cert)).close()
-    assert len(made) == 2  # the system store once, the private CA once
+        for settings in (TransportSettings(), TransportSettings(ca_bundle=cert)):
+            api = client.ApiClient(settings)
+            contexts.add(id(api.trust.context()))
+            api.close()
+    assert made == [None, cert] and len(contexts) == 2  # the system store once, the private CA once
     stat = os.stat(cert)
     os.utime(cert, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the bundle file was replaced
     client.ApiClient(TransportSettings(ca_bundle=cert)).close()
-    assert len(made) == 3
+    assert made == [None, cert, cert]
+
+
+@pytest.mark.parametrize("store", ["certifi", "REQUESTS_CA_BUNDLE"])
+def test_the_ca_store_loads_at_the_first_handshake_only(
+    store: str, tls_sandbox: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task talking plain HTTP never pays for a CA bundle; the first HTTPS handshake loads all of it."""
+    import ssl
+
+    import certifi
+
+    from airflow_provider_prefs.transport import trust
+
+    for name in trust.CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if store != "certifi":
+        monkeypatch.setenv(store, certifi.where())
+    monkeypatch.setattr(trust, "tls_context", functools.lru_cache(maxsize=16)(trust.tls_context.__wrapped__))
+    plain = set_connection(monkeypatch, "plain_http", sandbox.url, base="mypreferences_default")
+    hook = MyPreferencesHook(plain)
+    assert hook.get_profile("ada@example.com", "Email")["UpdateStatus"] == "Complete"
+    context = hook.client.trust.context()
+    assert isinstance(context, trust.DeferredTrustContext) and not context.loaded
+    assert context.cert_store_stats()["x509_ca"] == 0  # nothing trusted until loaded: it fails closed
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+    untrusted = set_connection(monkeypatch, "tls_default_store", tls_sandbox.url, base="mypreferences_default")
+    with pytest.raises(UntrustedCertificateError):
+        MyPreferencesHook(untrusted).get_profile("ada@example.com", "Email")
+    assert context.loaded  # the same process-wide context, loaded by that handshake
+    full = ssl.create_default_context(cafile=certifi.where()).cert_store_stats()["x509_ca"]
+    assert full > 0 and context.cert_store_stats()["x509_ca"] == full
+
+
+def test_the_async_client_loads_the_ca_store_at_its_first_handshake(
+    tls_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_prefs.transport import trust
+
+    monkeypatch.setattr(trust, "tls_context", functools.lru_cache(maxsize=16)(trust.tls_context.__wrapped__))
+    untrusted = set_connection(monkeypatch, "tls_async_default_store", tls_sandbox.url, base="mypreferences_default")
+
+    async def read() -> trust.DeferredTrustContext:
+        hook = MyPreferencesAsyncHook(untrusted)
+        context = (await hook.get_async_conn()).trust.context()
+        assert isinstance(context, trust.DeferredTrustContext) and not context.loaded
+        try:
+            with pytest.raises(UntrustedCertificateError):
+                await hook.get_profile("ada@example.com", "Email")
+        finally:
+            await hook.aclose()
+        return context
+
+    assert asyncio.run(read()).cert_store_stats()["x509_ca"] > 0
+
+
+def test_a_ca_file_that_does_not_parse_fails_the_first_https_request_with_the_fix(
+    tls_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_prefs.errors import ConfigurationError
+
+    broken = tmp_path / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    conn_id = set_connection(
+        monkeypatch, "tls_broken_ca", tls_sandbox.url, base="mypreferences_default", extra={"ca_bundle": str(broken)}
+    )
+    with pytest.raises(ConfigurationError, match="cannot be loaded"):
+        MyPreferencesHook(conn_id).get_profile("ada@example.com", "Email")
+    assert routes(tls_sandbox) == []
