@@ -434,7 +434,8 @@ def table(contenders: list[Contender], updates: int, parallelism: str, warm_up_s
     mapped_ratios = round_ratios(http, mapped, _wall)
     # The same comparison without what happens between tasks (scheduling, worker stalls): the task instances'
     # own durations, summed over the run.
-    task_ratios = round_ratios(http, mapped, lambda c: c.task_time) if all(c.task_time for c in http.rounds) else []
+    timed = all(c.task_time > 0 for c in http.rounds + mapped.rounds)
+    task_ratios = round_ratios(http, mapped, lambda c: c.task_time) if timed else []
     lines += ["", f"Per round ({len(http.rounds)} interleaved, order alternating), wall time in seconds:", ""]
     lines += _aligned(
         [

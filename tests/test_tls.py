@@ -127,22 +127,29 @@ def test_hooks_share_one_tls_context_per_setting(tmp_path: Path, monkeypatch: py
     assert made == [None, cert, cert]
 
 
+@pytest.fixture
+def fresh_trust(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The trust module with no CA variable set and its own cache of contexts (none loaded yet)."""
+    from airflow_provider_prefs.transport import trust
+
+    for name in trust.CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(trust, "tls_context", functools.lru_cache(maxsize=16)(trust.tls_context.__wrapped__))
+    return trust
+
+
 @pytest.mark.parametrize("store", ["certifi", "REQUESTS_CA_BUNDLE"])
 def test_the_ca_store_loads_at_the_first_handshake_only(
-    store: str, tls_sandbox: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    store: str, fresh_trust: Any, tls_sandbox: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A task talking plain HTTP never pays for a CA bundle; the first HTTPS handshake loads all of it."""
     import ssl
 
     import certifi
 
-    from airflow_provider_prefs.transport import trust
-
-    for name in trust.CA_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    trust = fresh_trust
     if store != "certifi":
         monkeypatch.setenv(store, certifi.where())
-    monkeypatch.setattr(trust, "tls_context", functools.lru_cache(maxsize=16)(trust.tls_context.__wrapped__))
     plain = set_connection(monkeypatch, "plain_http", sandbox.url, base="mypreferences_default")
     hook = MyPreferencesHook(plain)
     assert hook.get_profile("ada@example.com", "Email")["UpdateStatus"] == "Complete"
@@ -160,11 +167,10 @@ def test_the_ca_store_loads_at_the_first_handshake_only(
 
 
 def test_the_async_client_loads_the_ca_store_at_its_first_handshake(
-    tls_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    fresh_trust: Any, tls_sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow_provider_prefs.transport import trust
 
-    monkeypatch.setattr(trust, "tls_context", functools.lru_cache(maxsize=16)(trust.tls_context.__wrapped__))
     untrusted = set_connection(monkeypatch, "tls_async_default_store", tls_sandbox.url, base="mypreferences_default")
 
     async def read() -> trust.DeferredTrustContext:
