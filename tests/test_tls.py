@@ -94,18 +94,30 @@ def test_turning_verification_off_works_but_warns(
     assert any("verification is OFF" in r.getMessage() for r in caplog.records)
 
 
-def test_hooks_share_one_tls_context_per_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def fresh_trust(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The trust module with no CA variable set and its own cache of contexts (none loaded yet)."""
+    from airflow_provider_prefs.transport import trust
+
+    for name in trust.CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(trust, "tls_context", functools.lru_cache(maxsize=16)(trust.tls_context.__wrapped__))
+    return trust
+
+
+def test_hooks_share_one_tls_context_per_setting(
+    fresh_trust: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Loading a CA store costs ~20 ms: a new client (one per task) reuses the process's; a replaced bundle does not."""
     import os
 
     from airflow_provider_prefs.sandbox.tls import self_signed_cert
-    from airflow_provider_prefs.transport import client, trust
+    from airflow_provider_prefs.transport import client
     from airflow_provider_prefs.transport.settings import TransportSettings
 
+    trust = fresh_trust
     made: list[object] = []
     original = trust.tls_context.__wrapped__
-    for name in trust.CA_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
     @functools.lru_cache(maxsize=16)
     def counted(path: str | None, changed: int) -> Any:
@@ -125,17 +137,6 @@ def test_hooks_share_one_tls_context_per_setting(tmp_path: Path, monkeypatch: py
     os.utime(cert, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the bundle file was replaced
     client.ApiClient(TransportSettings(ca_bundle=cert)).close()
     assert made == [None, cert, cert]
-
-
-@pytest.fixture
-def fresh_trust(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The trust module with no CA variable set and its own cache of contexts (none loaded yet)."""
-    from airflow_provider_prefs.transport import trust
-
-    for name in trust.CA_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(trust, "tls_context", functools.lru_cache(maxsize=16)(trust.tls_context.__wrapped__))
-    return trust
 
 
 @pytest.mark.parametrize("store", ["certifi", "REQUESTS_CA_BUNDLE"])
